@@ -1,0 +1,55 @@
+//! Runtime settings of the actor machinery (tick rate, checkpoints, snapshots, limits).
+
+use std::time::Duration;
+
+use crate::net::OutboxLimits;
+
+/// Settings shared by every sector and session actor.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sector simulation rate; each tick advances by a fixed step of `1 / tick_hz` seconds.
+    pub tick_hz: u32,
+    /// Ticks between in-memory checkpoints a crashed sector restarts from (commands since are replayed).
+    pub checkpoint_ticks: u64,
+    /// How often every sector's state is persisted to the store.
+    pub snapshot_interval: Duration,
+    /// Restart intensity: more than `max_restarts` restarts of one region's sectors within `restart_window`
+    /// escalates to the region supervisor, which restarts itself through the region manager.
+    pub max_restarts: usize,
+    pub restart_window: Duration,
+    /// Outbound queue limits per connection.
+    pub outbox: OutboxLimits,
+    /// Sustained client message rate (messages per second) and burst before the connection is closed (1008).
+    pub max_msgs_per_sec: u32,
+    pub msg_burst: u32,
+    /// Whether admin/debug hooks (sector crash injection) are enabled.
+    pub debug_hooks: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            tick_hz: 20,
+            checkpoint_ticks: 20,
+            snapshot_interval: Duration::from_secs(10),
+            max_restarts: 5,
+            restart_window: Duration::from_secs(10),
+            outbox: OutboxLimits::default(),
+            max_msgs_per_sec: 30,
+            msg_burst: 60,
+            debug_hooks: false,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The fixed tick period.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.tick_hz.max(1)))
+    }
+
+    /// The fixed simulation step in seconds.
+    pub fn dt(&self) -> f32 {
+        1.0 / self.tick_hz.max(1) as f32
+    }
+}

@@ -1,0 +1,241 @@
+//! Node-wide lookup tables (sector actors, sessions, online characters) and the routing contract sectors use.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use orrery_engine::{EntityId, Game, RegionId, SectorId};
+use orrery_protocol::Encoding;
+use parking_lot::Mutex;
+use ractor::ActorRef;
+use uuid::Uuid;
+
+use crate::net::Conn;
+use crate::sector::messages::SectorMsg;
+
+/// What sectors and the nexus know of a connected session: its connection, its ship and where that ship is.
+#[derive(Debug)]
+pub struct SessionLink {
+    pub session: Uuid,
+    pub character: Uuid,
+    pub name: String,
+    pub entity: EntityId,
+    pub conn: Arc<Conn>,
+    pub encoding: Encoding,
+    sector: Mutex<SectorId>,
+    in_transit: AtomicBool,
+}
+
+impl SessionLink {
+    pub fn new(
+        session: Uuid,
+        character: Uuid,
+        name: String,
+        entity: EntityId,
+        conn: Arc<Conn>,
+        encoding: Encoding,
+        sector: SectorId,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            session,
+            character,
+            name,
+            entity,
+            conn,
+            encoding,
+            sector: Mutex::new(sector),
+            in_transit: AtomicBool::new(false),
+        })
+    }
+
+    /// The sector the session's ship is in (or was in, while in transit).
+    pub fn sector(&self) -> SectorId {
+        *self.sector.lock()
+    }
+
+    /// Whether the ship is between two sectors.
+    pub fn in_transit(&self) -> bool {
+        self.in_transit.load(Ordering::Acquire)
+    }
+
+    /// Called by the source sector when the ship leaves.
+    pub fn depart(&self) {
+        self.in_transit.store(true, Ordering::Release);
+    }
+
+    /// Called by the sector that admits the ship.
+    pub fn arrive(&self, sector: SectorId) {
+        *self.sector.lock() = sector;
+        self.in_transit.store(false, Ordering::Release);
+    }
+}
+
+/// A ship on its way from one sector to another, with the session that follows it.
+pub struct Transfer<G: Game> {
+    pub avatar: G::Avatar,
+    pub from: SectorId,
+    pub to: SectorId,
+    /// The session whose subscription follows the ship (none for a parked ship).
+    pub link: Option<Arc<SessionLink>>,
+    /// The request id of the `warp` command, echoed by `warped`.
+    pub req_id: Option<u64>,
+    /// Delivery attempts so far (a target that is restarting is retried).
+    pub attempts: u32,
+}
+
+impl<G: Game> std::fmt::Debug for Transfer<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfer")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+/// How sectors reach the rest of the actor tree (implemented by the region layer).
+pub trait Fabric<G: Game>: Send + Sync + 'static {
+    /// Carries a ship to its target sector: through the region supervisor, and the nexus when regions differ.
+    fn transfer(&self, transfer: Transfer<G>);
+    /// Sends an encoded global chat line to every session on the node (through the nexus).
+    fn global_chat(&self, from: Uuid, name: String, text: String);
+}
+
+struct SectorEntry<G: Game> {
+    region: RegionId,
+    name: String,
+    actor: Option<ActorRef<SectorMsg<G>>>,
+}
+
+/// Node-wide lookup tables.
+pub struct Directory<G: Game> {
+    sectors: DashMap<SectorId, SectorEntry<G>>,
+    sessions: DashMap<Uuid, Arc<SessionLink>>,
+    online: DashMap<Uuid, Uuid>,
+}
+
+impl<G: Game> std::fmt::Debug for Directory<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("sectors", &self.sectors.len())
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl<G: Game> Default for Directory<G> {
+    fn default() -> Self {
+        Self {
+            sectors: DashMap::new(),
+            sessions: DashMap::new(),
+            online: DashMap::new(),
+        }
+    }
+}
+
+impl<G: Game> Directory<G> {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Declares a sector (its actor is attached once running).
+    pub fn add_sector(&self, id: SectorId, region: RegionId, name: String) {
+        self.sectors.insert(
+            id,
+            SectorEntry {
+                region,
+                name,
+                actor: None,
+            },
+        );
+    }
+
+    /// Attaches (or, with `None`, detaches while restarting) a sector's running actor.
+    pub fn set_sector_actor(&self, id: SectorId, actor: Option<ActorRef<SectorMsg<G>>>) {
+        if let Some(mut e) = self.sectors.get_mut(&id) {
+            e.actor = actor;
+        }
+    }
+
+    /// The running actor of a sector.
+    pub fn sector(&self, id: SectorId) -> Option<ActorRef<SectorMsg<G>>> {
+        self.sectors.get(&id).and_then(|e| e.actor.clone())
+    }
+
+    /// Whether the sector exists at all.
+    pub fn has_sector(&self, id: SectorId) -> bool {
+        self.sectors.contains_key(&id)
+    }
+
+    /// The region a sector belongs to.
+    pub fn region_of(&self, id: SectorId) -> Option<RegionId> {
+        self.sectors.get(&id).map(|e| e.region)
+    }
+
+    /// A sector's display name.
+    pub fn sector_name(&self, id: SectorId) -> Option<String> {
+        self.sectors.get(&id).map(|e| e.name.clone())
+    }
+
+    /// Every running sector actor.
+    pub fn sector_actors(&self) -> Vec<(SectorId, ActorRef<SectorMsg<G>>)> {
+        self.sectors
+            .iter()
+            .filter_map(|e| e.actor.clone().map(|a| (*e.key(), a)))
+            .collect()
+    }
+
+    /// Registers a session; false if its character is already online.
+    pub fn add_session(&self, link: Arc<SessionLink>) -> bool {
+        use dashmap::mapref::entry::Entry;
+        match self.online.entry(link.character) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(link.session);
+                self.sessions.insert(link.session, link);
+                true
+            }
+        }
+    }
+
+    /// Reserves a character for a session that is being set up; false if it is already online.
+    pub fn reserve_character(&self, character: Uuid, session: Uuid) -> bool {
+        use dashmap::mapref::entry::Entry;
+        match self.online.entry(character) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(session);
+                true
+            }
+        }
+    }
+
+    /// Attaches the link of a session whose character was reserved.
+    pub fn attach_session(&self, link: Arc<SessionLink>) {
+        self.sessions.insert(link.session, link);
+    }
+
+    /// Removes a session and frees its character.
+    pub fn remove_session(&self, session: Uuid, character: Uuid) {
+        self.sessions.remove(&session);
+        self.online.remove_if(&character, |_, s| *s == session);
+    }
+
+    /// Whether a character has a live session.
+    pub fn is_online(&self, character: Uuid) -> bool {
+        self.online.contains_key(&character)
+    }
+
+    /// Every live session.
+    pub fn sessions(&self) -> Vec<Arc<SessionLink>> {
+        self.sessions
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect()
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+}

@@ -1,0 +1,21 @@
+//! Orrery's actors: the sector and session actors, the fan-out path to sockets, and persistence.
+//!
+//! Modules:
+//! - [`config`]: runtime settings shared by the actors.
+//! - [`directory`]: node-wide lookup tables and the [`Fabric`](directory::Fabric) routing contract.
+//! - [`net`]: WebSocket framing and the per-connection outbox (non-blocking writes of shared bytes).
+//! - [`persist`]: the persister task that writes snapshots off the tick path.
+//! - [`sector`]: the sector actor (tick, deltas, fan-out, crash recovery).
+//! - [`session`]: the session actor (one per connection) and its reader.
+//! - [`store`]: the persistence trait and the embedded SQLite store.
+
+pub mod config;
+pub mod directory;
+pub mod net;
+pub mod persist;
+pub mod sector;
+pub mod session;
+pub mod store;
+
+pub use config::EngineConfig;
+pub use directory::{Directory, Fabric, SessionLink, Transfer};

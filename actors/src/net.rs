@@ -1,0 +1,533 @@
+//! WebSocket framing and the per-connection outbox: the non-blocking, shared-bytes fan-out path.
+//!
+//! Server frames are built once ([`frame`]) and the same [`Bytes`] are written to every subscriber with one
+//! non-blocking `write` each ([`Conn::offer_delta`], [`Conn::send`]). Nothing on that path awaits, allocates per
+//! subscriber, or hops through a channel. When a socket would block, the unwritten rest goes to a small bounded
+//! pending queue that a per-connection flusher task drains once the socket is writable again.
+//!
+//! Backpressure policy: while a connection has more than `soft_limit` bytes pending, deltas offered to it are
+//! dropped (counted in `orrery_deltas_dropped_total`) and the connection is marked stale; once its queue has
+//! drained, the sector sends it a fresh keyframe instead of the next delta. Reliable frames (welcome, keyframes,
+//! replies, chat) are always queued, but a connection whose queue passes `hard_limit` is closed with code 4000.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// How long a closing connection waits for the peer before its read side is shut too.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// WebSocket opcodes the server sends or understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opcode {
+    Continuation = 0,
+    Text = 1,
+    Binary = 2,
+    Close = 8,
+    Ping = 9,
+    Pong = 10,
+}
+
+impl Opcode {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Opcode::Continuation,
+            1 => Opcode::Text,
+            2 => Opcode::Binary,
+            8 => Opcode::Close,
+            9 => Opcode::Ping,
+            10 => Opcode::Pong,
+            _ => return None,
+        })
+    }
+}
+
+/// Builds one unmasked, final server frame around `payload`.
+pub fn frame(opcode: Opcode, payload: &[u8]) -> Bytes {
+    let len = payload.len();
+    let mut out = BytesMut::with_capacity(len + 10);
+    out.put_u8(0x80 | opcode as u8);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.put_u8(126);
+        out.put_u16(len as u16);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// A close frame with a status code and a short reason.
+pub fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(&reason.as_bytes()[..reason.len().min(120)]);
+    frame(Opcode::Close, &payload)
+}
+
+/// What a client sent, after reassembly of fragments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsEvent {
+    Text(String),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong,
+    Close(Option<u16>),
+}
+
+/// A client broke the WebSocket rules; the connection is closed with [`WsError::close_code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WsError {
+    #[error("message larger than {0} bytes")]
+    TooBig(usize),
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+    #[error("text frame is not UTF-8")]
+    InvalidUtf8,
+}
+
+impl WsError {
+    pub fn close_code(&self) -> u16 {
+        use orrery_protocol::codes;
+        match self {
+            WsError::TooBig(_) => codes::CLOSE_TOO_BIG,
+            WsError::Protocol(_) => codes::CLOSE_PROTOCOL_ERROR,
+            WsError::InvalidUtf8 => codes::CLOSE_INVALID_PAYLOAD,
+        }
+    }
+}
+
+/// Incremental parser of masked client frames, with a limit on message size.
+#[derive(Debug)]
+pub struct FrameReader {
+    buf: BytesMut,
+    partial: Option<(Opcode, BytesMut)>,
+    max_message: usize,
+}
+
+impl FrameReader {
+    pub fn new(max_message: usize) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(8 * 1024),
+            partial: None,
+            max_message,
+        }
+    }
+
+    /// Appends bytes read from the socket.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete event, if the buffer holds one.
+    pub fn next_event(&mut self) -> Result<Option<WsEvent>, WsError> {
+        loop {
+            let Some((fin, opcode, payload)) = self.next_frame()? else {
+                return Ok(None);
+            };
+            match opcode {
+                Opcode::Ping => return Ok(Some(WsEvent::Ping(payload))),
+                Opcode::Pong => return Ok(Some(WsEvent::Pong)),
+                Opcode::Close => {
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    return Ok(Some(WsEvent::Close(code)));
+                }
+                Opcode::Text | Opcode::Binary => {
+                    if self.partial.is_some() {
+                        return Err(WsError::Protocol("new message inside a fragmented one"));
+                    }
+                    if fin {
+                        return Self::finish(opcode, payload).map(Some);
+                    }
+                    self.partial = Some((opcode, BytesMut::from(&payload[..])));
+                }
+                Opcode::Continuation => {
+                    let Some((op, mut acc)) = self.partial.take() else {
+                        return Err(WsError::Protocol("continuation without a message"));
+                    };
+                    if acc.len() + payload.len() > self.max_message {
+                        return Err(WsError::TooBig(self.max_message));
+                    }
+                    acc.extend_from_slice(&payload);
+                    if fin {
+                        return Self::finish(op, acc.freeze()).map(Some);
+                    }
+                    self.partial = Some((op, acc));
+                }
+            }
+        }
+    }
+
+    fn finish(opcode: Opcode, payload: Bytes) -> Result<WsEvent, WsError> {
+        if opcode == Opcode::Text {
+            String::from_utf8(payload.to_vec())
+                .map(WsEvent::Text)
+                .map_err(|_| WsError::InvalidUtf8)
+        } else {
+            Ok(WsEvent::Binary(payload))
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<Option<(bool, Opcode, Bytes)>, WsError> {
+        let b = &self.buf[..];
+        if b.len() < 2 {
+            return Ok(None);
+        }
+        let fin = b[0] & 0x80 != 0;
+        if b[0] & 0x70 != 0 {
+            return Err(WsError::Protocol("reserved bits set"));
+        }
+        let opcode = Opcode::from_u8(b[0] & 0x0f).ok_or(WsError::Protocol("unknown opcode"))?;
+        if b[1] & 0x80 == 0 {
+            return Err(WsError::Protocol("client frames must be masked"));
+        }
+        let (len, mut at) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
+            127 if b.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&b[2..10]);
+                (u64::from_be_bytes(n), 10)
+            }
+            126 | 127 => return Ok(None),
+            n => (n as u64, 2),
+        };
+        let control = matches!(opcode, Opcode::Close | Opcode::Ping | Opcode::Pong);
+        if control && (!fin || len > 125) {
+            return Err(WsError::Protocol("bad control frame"));
+        }
+        if len > self.max_message as u64 {
+            return Err(WsError::TooBig(self.max_message));
+        }
+        let len = len as usize;
+        if b.len() < at + 4 + len {
+            return Ok(None);
+        }
+        let mask = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        at += 4;
+        self.buf.advance(at);
+        let mut payload = self.buf.split_to(len);
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte ^= mask[i & 3];
+        }
+        Ok(Some((fin, opcode, payload.freeze())))
+    }
+}
+
+/// Limits of a connection's pending queue.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    /// Above this many pending bytes, deltas are dropped and a keyframe is owed.
+    pub soft_limit: usize,
+    /// Above this many pending bytes, the connection is closed as a slow consumer.
+    pub hard_limit: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self {
+            soft_limit: 64 * 1024,
+            hard_limit: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The result of offering a delta to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Written or queued.
+    Accepted,
+    /// Dropped under backpressure; a keyframe is owed.
+    Dropped,
+    /// The connection is stale and has drained: send it a keyframe instead.
+    WantsKeyframe,
+    /// The connection is gone.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Outbox {
+    pending: VecDeque<Bytes>,
+    pending_bytes: usize,
+    stale: bool,
+    closing: bool,
+}
+
+/// One client connection's write side, shared by its session and every sector that streams to it.
+#[derive(Debug)]
+pub struct Conn {
+    stream: Arc<TcpStream>,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    dead: AtomicBool,
+    limits: OutboxLimits,
+}
+
+impl Conn {
+    pub fn new(stream: Arc<TcpStream>, limits: OutboxLimits) -> Arc<Self> {
+        let conn = Arc::new(Self {
+            stream,
+            outbox: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+            dead: AtomicBool::new(false),
+            limits,
+        });
+        tokio::spawn(Arc::clone(&conn).flush_loop());
+        conn
+    }
+
+    /// The socket, for the session's reader.
+    pub fn stream(&self) -> &Arc<TcpStream> {
+        &self.stream
+    }
+
+    /// Whether the connection can no longer be written to.
+    pub fn is_closed(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// Queues or writes a frame that must not be dropped (welcome, keyframe, reply, chat, close).
+    /// Returns false if the connection is gone or was just closed for exceeding its hard limit.
+    pub fn send(&self, frame: &Bytes) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let mut out = self.outbox.lock();
+        if out.closing {
+            return false;
+        }
+        self.write_or_queue(&mut out, frame)
+    }
+
+    /// Offers a delta frame; see the module docs for the backpressure policy.
+    pub fn offer_delta(&self, frame: &Bytes) -> Offer {
+        if self.is_closed() {
+            return Offer::Closed;
+        }
+        let mut out = self.outbox.lock();
+        if out.closing {
+            return Offer::Closed;
+        }
+        if out.stale {
+            return if out.pending.is_empty() {
+                Offer::WantsKeyframe
+            } else {
+                Offer::Dropped
+            };
+        }
+        if out.pending_bytes > self.limits.soft_limit {
+            out.stale = true;
+            return Offer::Dropped;
+        }
+        if self.write_or_queue(&mut out, frame) {
+            Offer::Accepted
+        } else {
+            Offer::Closed
+        }
+    }
+
+    /// Whether the connection owes a keyframe and can take it now.
+    pub fn wants_keyframe(&self) -> bool {
+        let out = self.outbox.lock();
+        out.stale && out.pending.is_empty() && !out.closing
+    }
+
+    /// Sends a keyframe and clears the stale mark.
+    pub fn send_keyframe(&self, frame: &Bytes) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let mut out = self.outbox.lock();
+        if out.closing {
+            return false;
+        }
+        out.stale = false;
+        self.write_or_queue(&mut out, frame)
+    }
+
+    /// Sends a close frame after everything already queued, then shuts the socket's write side.
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut out = self.outbox.lock();
+        if out.closing || self.is_closed() {
+            return;
+        }
+        let frame = close_frame(code, reason);
+        self.write_or_queue(&mut out, &frame);
+        out.closing = true;
+        drop(out);
+        self.wake.notify_one();
+    }
+
+    /// Marks the connection dead at once (the peer vanished).
+    pub fn abort(&self) {
+        self.dead.store(true, Ordering::Release);
+        let _ = socket2::SockRef::from(self.stream.as_ref()).shutdown(std::net::Shutdown::Both);
+        self.wake.notify_one();
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_bytes(&self) -> usize {
+        self.outbox.lock().pending_bytes
+    }
+
+    fn write_or_queue(&self, out: &mut Outbox, frame: &Bytes) -> bool {
+        if out.pending.is_empty() {
+            match self.stream.try_write(frame) {
+                Ok(n) if n == frame.len() => return true,
+                Ok(n) => self.enqueue(out, frame.slice(n..)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.enqueue(out, frame.clone()),
+                Err(_) => {
+                    self.dead.store(true, Ordering::Release);
+                    return false;
+                }
+            }
+        } else {
+            self.enqueue(out, frame.clone());
+        }
+        if out.pending_bytes > self.limits.hard_limit {
+            metrics::counter!("orrery_slow_consumers_closed_total").increment(1);
+            self.dead.store(true, Ordering::Release);
+            let _ = socket2::SockRef::from(self.stream.as_ref()).shutdown(std::net::Shutdown::Both);
+            return false;
+        }
+        true
+    }
+
+    fn enqueue(&self, out: &mut Outbox, bytes: Bytes) {
+        let was_empty = out.pending.is_empty();
+        out.pending_bytes += bytes.len();
+        out.pending.push_back(bytes);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Drains the pending queue whenever the socket becomes writable; exits when the connection dies.
+    async fn flush_loop(self: Arc<Self>) {
+        loop {
+            if self.is_closed() {
+                return;
+            }
+            let (has_pending, closing) = {
+                let out = self.outbox.lock();
+                (!out.pending.is_empty(), out.closing)
+            };
+            if !has_pending {
+                if closing {
+                    let sock = socket2::SockRef::from(self.stream.as_ref());
+                    let _ = sock.shutdown(std::net::Shutdown::Write);
+                    self.dead.store(true, Ordering::Release);
+                    // Give the peer a moment to answer the close frame, then end the read side too.
+                    tokio::time::sleep(CLOSE_GRACE).await;
+                    let _ = socket2::SockRef::from(self.stream.as_ref())
+                        .shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                self.wake.notified().await;
+                continue;
+            }
+            if self.stream.writable().await.is_err() {
+                self.dead.store(true, Ordering::Release);
+                return;
+            }
+            let mut guard = self.outbox.lock();
+            let out = &mut *guard;
+            while let Some(front) = out.pending.front_mut() {
+                match self.stream.try_write(front) {
+                    Ok(n) if n == front.len() => {
+                        out.pending_bytes -= n;
+                        out.pending.pop_front();
+                    }
+                    Ok(n) => {
+                        out.pending_bytes -= n;
+                        front.advance(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.dead.store(true, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mask = [1u8, 2, 3, 4];
+        let mut v = vec![(if fin { 0x80 } else { 0 }) | opcode];
+        if payload.len() < 126 {
+            v.push(0x80 | payload.len() as u8);
+        } else {
+            v.push(0x80 | 126);
+            v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        v.extend_from_slice(&mask);
+        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        v
+    }
+
+    #[test]
+    fn server_frame_headers_match_rfc6455_lengths() {
+        assert_eq!(&frame(Opcode::Text, b"hi")[..], &[0x81, 2, b'h', b'i']);
+        let f = frame(Opcode::Binary, &[0u8; 300]);
+        assert_eq!(&f[..4], &[0x82, 126, 1, 44]);
+        assert_eq!(f.len(), 304);
+        let f = frame(Opcode::Binary, &vec![0u8; 70_000]);
+        assert_eq!(f[1], 127);
+        assert_eq!(f.len(), 70_010);
+    }
+
+    #[test]
+    fn reader_unmasks_split_and_fragmented_messages() {
+        let mut r = FrameReader::new(1024);
+        let bytes = masked(1, true, b"hello");
+        r.push(&bytes[..3]);
+        assert_eq!(r.next_event().unwrap(), None);
+        r.push(&bytes[3..]);
+        assert_eq!(r.next_event().unwrap(), Some(WsEvent::Text("hello".into())));
+        r.push(&masked(2, false, b"ab"));
+        r.push(&masked(9, true, b"p"));
+        r.push(&masked(0, true, b"cd"));
+        assert_eq!(
+            r.next_event().unwrap(),
+            Some(WsEvent::Ping(Bytes::from_static(b"p")))
+        );
+        assert_eq!(
+            r.next_event().unwrap(),
+            Some(WsEvent::Binary(Bytes::from_static(b"abcd")))
+        );
+        r.push(&masked(8, true, &1000u16.to_be_bytes()));
+        assert_eq!(r.next_event().unwrap(), Some(WsEvent::Close(Some(1000))));
+    }
+
+    #[test]
+    fn reader_refuses_oversized_unmasked_and_bad_utf8() {
+        let mut r = FrameReader::new(100);
+        r.push(&masked(2, true, &[0u8; 200]));
+        assert_eq!(r.next_event(), Err(WsError::TooBig(100)));
+        let mut r = FrameReader::new(100);
+        r.push(&[0x81, 0x02, b'h', b'i']);
+        assert!(matches!(r.next_event(), Err(WsError::Protocol(_))));
+        let mut r = FrameReader::new(100);
+        r.push(&masked(1, true, &[0xff, 0xfe]));
+        assert_eq!(r.next_event(), Err(WsError::InvalidUtf8));
+        let mut r = FrameReader::new(100);
+        r.push(&masked(2, false, &[0u8; 60]));
+        r.push(&masked(0, true, &[0u8; 60]));
+        assert_eq!(r.next_event(), Err(WsError::TooBig(100)));
+    }
+}

@@ -1,0 +1,51 @@
+//! Messages of the sector actor.
+
+use std::sync::Arc;
+
+use orrery_engine::{EntityId, Game};
+use ractor::RpcReplyPort;
+use uuid::Uuid;
+
+use crate::directory::{SessionLink, Transfer};
+use crate::persist::PersistBatch;
+
+/// Everything a sector actor handles. Per-frame traffic never comes through here: deltas are written to
+/// connections by the sector itself.
+pub enum SectorMsg<G: Game> {
+    /// Advance one fixed step, emit the delta, fan it out.
+    Tick,
+    /// A session logs in: admit its avatar, subscribe it and send it a keyframe.
+    Enter {
+        avatar: G::Avatar,
+        link: Arc<SessionLink>,
+        reply: RpcReplyPort<()>,
+    },
+    /// A session logs out: remove its avatar and unsubscribe it; the avatar is returned for parking.
+    Leave {
+        entity: EntityId,
+        session: Uuid,
+        reply: RpcReplyPort<Option<G::Avatar>>,
+    },
+    /// A game command from a subscribed session; the sector answers the connection directly.
+    Command {
+        link: Arc<SessionLink>,
+        req_id: Option<u64>,
+        command: G::Command,
+    },
+    /// A ship arriving from another sector.
+    Admit(Transfer<G>),
+    /// Send the session a fresh keyframe.
+    Resync {
+        link: Arc<SessionLink>,
+        req_id: Option<u64>,
+    },
+    /// A line on the sector chat channel.
+    SayInSector {
+        link: Arc<SessionLink>,
+        text: String,
+    },
+    /// Encode the current state for the store (periodic snapshots use the persister instead).
+    Snapshot(RpcReplyPort<PersistBatch>),
+    /// Debug hook: panic inside the handler, to exercise supervision.
+    InjectCrash,
+}

@@ -1,0 +1,603 @@
+//! The sector actor: owns one sector's state, ticks it at a fixed rate, and streams deltas to its subscribers.
+//!
+//! Crash recovery: the actor's [`SectorCell`] belongs to its region supervisor and outlives the actor. Every
+//! `checkpoint_ticks` ticks the state is copied there; every state change since (ticks, commands, admits,
+//! departures) is appended to a journal. A restarted actor replays the journal on the checkpoint, so it resumes
+//! from its last state; the operation that panicked was never journaled and is skipped.
+
+pub mod messages;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use orrery_engine::{EntityId, Game, GameError, Outcome, RegionId, SectorId};
+use orrery_protocol::{codec, ChatChannel, Encoding, ServerFrame, ServerMessage};
+use parking_lot::Mutex;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::{debug, info, warn};
+
+use crate::config::EngineConfig;
+use crate::directory::{Directory, Fabric, SessionLink, Transfer};
+use crate::net::{self, Offer, Opcode};
+use crate::persist::{PersistBatch, Persister};
+use crate::store::{now_millis, ParkedAvatar, SectorSnapshot};
+pub use messages::SectorMsg;
+
+/// Encodes a server frame and wraps it in one WebSocket frame.
+pub fn encode_frame<G: Game>(frame: &ServerFrame<G>, encoding: Encoding) -> Bytes {
+    let payload = codec::server_encode(frame, encoding);
+    let opcode = match encoding {
+        Encoding::Json => Opcode::Text,
+        Encoding::Binary => Opcode::Binary,
+    };
+    net::frame(opcode, &payload)
+}
+
+/// A server frame encoded lazily, at most once per encoding, for sending to many connections.
+pub struct Encoded<'a, G: Game> {
+    frame: &'a ServerFrame<G>,
+    bytes: [Option<Bytes>; 2],
+}
+
+impl<'a, G: Game> Encoded<'a, G> {
+    pub fn new(frame: &'a ServerFrame<G>) -> Self {
+        Self {
+            frame,
+            bytes: [None, None],
+        }
+    }
+
+    /// The framed bytes in `encoding`.
+    pub fn get(&mut self, encoding: Encoding) -> &Bytes {
+        let frame = self.frame;
+        self.bytes[slot(encoding)].get_or_insert_with(|| encode_frame(frame, encoding))
+    }
+}
+
+fn slot(encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Json => 0,
+        Encoding::Binary => 1,
+    }
+}
+
+/// A state change recorded since the last checkpoint.
+enum JournalOp<G: Game> {
+    Tick,
+    Command {
+        who: EntityId,
+        command: G::Command,
+        now: i64,
+    },
+    Admit {
+        avatar: G::Avatar,
+        now: i64,
+    },
+    Depart(EntityId),
+}
+
+struct Recovery<G: Game> {
+    checkpoint: G::Sector,
+    seq: u64,
+    tick: u64,
+    journal: Vec<JournalOp<G>>,
+}
+
+/// The part of a sector that survives its actor: identity, recovery data and subscribers.
+pub struct SectorCell<G: Game> {
+    pub id: SectorId,
+    pub region: RegionId,
+    pub name: String,
+    recovery: Mutex<Recovery<G>>,
+    subscribers: Mutex<Vec<Arc<SessionLink>>>,
+    starts: Mutex<u64>,
+}
+
+impl<G: Game> std::fmt::Debug for SectorCell<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SectorCell")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<G: Game> SectorCell<G> {
+    /// A cell holding a sector's initial (or restored) state.
+    pub fn new(
+        id: SectorId,
+        region: RegionId,
+        name: String,
+        state: G::Sector,
+        seq: u64,
+        tick: u64,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            region,
+            name,
+            recovery: Mutex::new(Recovery {
+                checkpoint: state,
+                seq,
+                tick,
+                journal: Vec::new(),
+            }),
+            subscribers: Mutex::new(Vec::new()),
+            starts: Mutex::new(0),
+        })
+    }
+
+    fn journal(&self, op: JournalOp<G>) {
+        self.recovery.lock().journal.push(op);
+    }
+}
+
+/// Everything a sector actor is started with.
+pub struct SectorArgs<G: Game> {
+    pub game: Arc<G>,
+    pub cell: Arc<SectorCell<G>>,
+    pub directory: Arc<Directory<G>>,
+    pub fabric: Arc<dyn Fabric<G>>,
+    pub config: Arc<EngineConfig>,
+    pub persister: Persister,
+}
+
+/// The sector actor.
+pub struct SectorActor<G: Game>(std::marker::PhantomData<fn() -> G>);
+
+impl<G: Game> Default for SectorActor<G> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+struct Meters {
+    ticks: metrics::Counter,
+    overruns: metrics::Counter,
+    tick_seconds: metrics::Histogram,
+    interval_seconds: metrics::Histogram,
+    deltas: metrics::Counter,
+    frames_sent: metrics::Counter,
+    bytes_sent: metrics::Counter,
+    dropped: metrics::Counter,
+    keyframes: metrics::Counter,
+}
+
+impl Meters {
+    fn new() -> Self {
+        Self {
+            ticks: metrics::counter!("orrery_ticks_total"),
+            overruns: metrics::counter!("orrery_tick_overruns_total"),
+            tick_seconds: metrics::histogram!("orrery_tick_duration_seconds"),
+            interval_seconds: metrics::histogram!("orrery_tick_interval_seconds"),
+            deltas: metrics::counter!("orrery_deltas_total"),
+            frames_sent: metrics::counter!("orrery_delta_frames_sent_total"),
+            bytes_sent: metrics::counter!("orrery_bytes_sent_total"),
+            dropped: metrics::counter!("orrery_deltas_dropped_total"),
+            keyframes: metrics::counter!("orrery_keyframes_sent_total"),
+        }
+    }
+}
+
+/// A running sector's state.
+pub struct SectorState<G: Game> {
+    game: Arc<G>,
+    cell: Arc<SectorCell<G>>,
+    fabric: Arc<dyn Fabric<G>>,
+    config: Arc<EngineConfig>,
+    persister: Persister,
+    state: G::Sector,
+    seq: u64,
+    tick: u64,
+    subscribers: Vec<Arc<SessionLink>>,
+    owes_keyframes: bool,
+    last_tick: Option<Instant>,
+    ticks_since_checkpoint: u64,
+    last_snapshot: Instant,
+    meters: Meters,
+}
+
+impl<G: Game> SectorState<G> {
+    fn id(&self) -> SectorId {
+        self.cell.id
+    }
+
+    fn keyframe_frame(&self, req_id: Option<u64>, encoding: Encoding) -> Bytes {
+        let frame = ServerFrame::<G>::new(
+            req_id,
+            ServerMessage::Keyframe {
+                sector: self.id(),
+                seq: self.seq,
+                tick: self.tick,
+                body: self.game.keyframe(&self.state),
+            },
+        );
+        self.meters.keyframes.increment(1);
+        encode_frame(&frame, encoding)
+    }
+
+    fn send_to(&self, link: &SessionLink, frame: ServerFrame<G>) {
+        link.conn.send(&encode_frame(&frame, link.encoding));
+    }
+
+    fn subscribe(&mut self, link: Arc<SessionLink>) {
+        self.subscribers.retain(|l| l.session != link.session);
+        self.subscribers.push(link);
+        *self.cell.subscribers.lock() = self.subscribers.clone();
+    }
+
+    fn unsubscribe(&mut self, session: uuid::Uuid) {
+        self.subscribers.retain(|l| l.session != session);
+        *self.cell.subscribers.lock() = self.subscribers.clone();
+    }
+
+    fn run_tick(&mut self) {
+        let started = Instant::now();
+        let period = self.config.tick_period();
+        if let Some(last) = self.last_tick {
+            let interval = started.duration_since(last);
+            self.meters.interval_seconds.record(interval.as_secs_f64());
+            if interval > period.mul_f32(1.5) {
+                self.meters.overruns.increment(1);
+            }
+        }
+        self.last_tick = Some(started);
+        let delta = self.game.tick(&mut self.state, self.config.dt());
+        self.tick += 1;
+        self.cell.journal(JournalOp::Tick);
+        match delta {
+            Some(delta) => self.fan_out(delta),
+            None if self.owes_keyframes => self.send_owed_keyframes(),
+            None => {}
+        }
+        self.ticks_since_checkpoint += 1;
+        if self.ticks_since_checkpoint >= self.config.checkpoint_ticks {
+            self.checkpoint();
+        }
+        if self.last_snapshot.elapsed() >= self.config.snapshot_interval {
+            self.last_snapshot = Instant::now();
+            self.persister.submit(self.snapshot());
+        }
+        self.meters.ticks.increment(1);
+        self.meters
+            .tick_seconds
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    fn fan_out(&mut self, delta: G::Delta) {
+        self.seq += 1;
+        self.meters.deltas.increment(1);
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let msg = ServerFrame::<G>::new(
+            None,
+            ServerMessage::Delta {
+                sector: self.id(),
+                seq: self.seq,
+                tick: self.tick,
+                body: delta,
+            },
+        );
+        let mut frames = Encoded::new(&msg);
+        let mut keyframes: [Option<Bytes>; 2] = [None, None];
+        let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        for link in &self.subscribers {
+            let s = slot(link.encoding);
+            let frame = frames.get(link.encoding);
+            match link.conn.offer_delta(frame) {
+                Offer::Accepted => {
+                    sent += 1;
+                    bytes += frame.len() as u64;
+                }
+                Offer::Dropped => {
+                    dropped += 1;
+                    self.owes_keyframes = true;
+                }
+                Offer::WantsKeyframe => {
+                    let k = keyframes[s]
+                        .get_or_insert_with(|| self.keyframe_frame(None, link.encoding));
+                    link.conn.send_keyframe(k);
+                    bytes += k.len() as u64;
+                }
+                Offer::Closed => {}
+            }
+        }
+        self.meters.frames_sent.increment(sent);
+        self.meters.bytes_sent.increment(bytes);
+        if dropped > 0 {
+            self.meters.dropped.increment(dropped);
+        }
+    }
+
+    fn send_owed_keyframes(&mut self) {
+        let mut still_owed = false;
+        let mut keyframes: [Option<Bytes>; 2] = [None, None];
+        for link in &self.subscribers {
+            if link.conn.wants_keyframe() {
+                let k = keyframes[slot(link.encoding)]
+                    .get_or_insert_with(|| self.keyframe_frame(None, link.encoding));
+                link.conn.send_keyframe(k);
+            } else if link.conn.pending_bytes() > 0 {
+                still_owed = true;
+            }
+        }
+        self.owes_keyframes = still_owed;
+    }
+
+    fn checkpoint(&mut self) {
+        let mut rec = self.cell.recovery.lock();
+        rec.checkpoint = self.state.clone();
+        rec.seq = self.seq;
+        rec.tick = self.tick;
+        rec.journal.clear();
+        self.ticks_since_checkpoint = 0;
+    }
+
+    fn snapshot(&self) -> PersistBatch {
+        let state = postcard::to_allocvec(&self.state).unwrap_or_default();
+        let avatars = self
+            .game
+            .avatars(&self.state)
+            .into_iter()
+            .filter_map(|a| {
+                let id = self.game.avatar_id(&a);
+                let link = self.subscribers.iter().find(|l| l.entity == id)?;
+                Some(ParkedAvatar {
+                    character_id: link.character,
+                    sector: self.id(),
+                    avatar: postcard::to_allocvec(&a).ok()?,
+                })
+            })
+            .collect();
+        PersistBatch {
+            sectors: vec![SectorSnapshot {
+                sector: self.id(),
+                seq: self.seq,
+                tick: self.tick,
+                state,
+            }],
+            avatars,
+        }
+    }
+
+    fn handle_command(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command) {
+        if !self.subscribers.iter().any(|l| l.session == link.session) {
+            self.send_to(
+                &link,
+                ServerFrame::error(
+                    req_id,
+                    orrery_protocol::codes::WARP_IN_PROGRESS,
+                    "your ship is not in this sector",
+                ),
+            );
+            return;
+        }
+        let now = now_millis();
+        match self
+            .game
+            .handle(&mut self.state, link.entity, command.clone(), now)
+        {
+            Ok(outcome) => {
+                self.cell.journal(JournalOp::Command {
+                    who: link.entity,
+                    command,
+                    now,
+                });
+                match outcome {
+                    Outcome::Reply(Some(event)) => {
+                        self.send_to(&link, ServerFrame::new(req_id, ServerMessage::Game(event)))
+                    }
+                    Outcome::Reply(None) => {}
+                    Outcome::Transfer { avatar, to } => {
+                        self.unsubscribe(link.session);
+                        link.depart();
+                        debug!(from = %self.id(), %to, "ship leaves sector");
+                        self.fabric.transfer(Transfer {
+                            avatar,
+                            from: self.id(),
+                            to,
+                            link: Some(link),
+                            req_id,
+                            attempts: 0,
+                        });
+                    }
+                }
+            }
+            Err(e) => self.send_to(&link, ServerFrame::error(req_id, e.code(), e.to_string())),
+        }
+    }
+
+    fn admit(&mut self, t: Transfer<G>) {
+        let now = now_millis();
+        self.game.admit(&mut self.state, t.avatar.clone(), now);
+        self.cell.journal(JournalOp::Admit {
+            avatar: t.avatar,
+            now,
+        });
+        if let Some(link) = t.link {
+            link.arrive(self.id());
+            self.send_to(
+                &link,
+                ServerFrame::new(
+                    t.req_id,
+                    ServerMessage::Warped {
+                        from: t.from,
+                        to: t.to,
+                    },
+                ),
+            );
+            link.conn
+                .send_keyframe(&self.keyframe_frame(None, link.encoding));
+            self.subscribe(link);
+        }
+    }
+}
+
+/// Rebuilds a sector's state from its cell: the checkpoint with the journal replayed on it.
+fn recover<G: Game>(game: &G, cell: &SectorCell<G>, dt: f32) -> (G::Sector, u64, u64) {
+    let rec = cell.recovery.lock();
+    let mut state = rec.checkpoint.clone();
+    let (mut seq, mut tick) = (rec.seq, rec.tick);
+    for op in &rec.journal {
+        match op {
+            JournalOp::Tick => {
+                if game.tick(&mut state, dt).is_some() {
+                    seq += 1;
+                }
+                tick += 1;
+            }
+            JournalOp::Command { who, command, now } => {
+                let _ = game.handle(&mut state, *who, command.clone(), *now);
+            }
+            JournalOp::Admit { avatar, now } => game.admit(&mut state, avatar.clone(), *now),
+            JournalOp::Depart(id) => {
+                let _ = game.depart(&mut state, *id);
+            }
+        }
+    }
+    (state, seq, tick)
+}
+
+impl<G: Game> Actor for SectorActor<G> {
+    type Msg = SectorMsg<G>;
+    type State = SectorState<G>;
+    type Arguments = SectorArgs<G>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let (state, seq, tick) = recover(args.game.as_ref(), &args.cell, args.config.dt());
+        let restarted = {
+            let mut starts = args.cell.starts.lock();
+            *starts += 1;
+            *starts > 1
+        };
+        let subscribers = args.cell.subscribers.lock().clone();
+        let mut s = SectorState {
+            game: args.game,
+            cell: args.cell,
+            fabric: args.fabric,
+            config: args.config,
+            persister: args.persister,
+            state,
+            seq,
+            tick,
+            subscribers,
+            owes_keyframes: false,
+            last_tick: None,
+            ticks_since_checkpoint: 0,
+            last_snapshot: Instant::now(),
+            meters: Meters::new(),
+        };
+        // A fresh checkpoint makes the replayed journal permanent.
+        s.checkpoint();
+        if restarted {
+            info!(sector = %s.id(), name = %s.cell.name, seq, "sector restarted from its last state");
+            let mut keyframes: [Option<Bytes>; 2] = [None, None];
+            for link in &s.subscribers {
+                let k = keyframes[slot(link.encoding)]
+                    .get_or_insert_with(|| s.keyframe_frame(None, link.encoding));
+                link.conn.send_keyframe(k);
+            }
+        }
+        args.directory.set_sector_actor(s.id(), Some(myself));
+        Ok(s)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let period = state.config.tick_period();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if myself.cast(SectorMsg::Tick).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SectorMsg::Tick => state.run_tick(),
+            SectorMsg::Enter {
+                avatar,
+                link,
+                reply,
+            } => {
+                let now = now_millis();
+                state.game.admit(&mut state.state, avatar.clone(), now);
+                state.cell.journal(JournalOp::Admit { avatar, now });
+                link.arrive(state.id());
+                link.conn
+                    .send_keyframe(&state.keyframe_frame(None, link.encoding));
+                state.subscribe(link);
+                let _ = reply.send(());
+            }
+            SectorMsg::Leave {
+                entity,
+                session,
+                reply,
+            } => {
+                state.unsubscribe(session);
+                let avatar = state.game.depart(&mut state.state, entity);
+                if avatar.is_some() {
+                    state.cell.journal(JournalOp::Depart(entity));
+                }
+                let _ = reply.send(avatar);
+            }
+            SectorMsg::Command {
+                link,
+                req_id,
+                command,
+            } => state.handle_command(link, req_id, command),
+            SectorMsg::Admit(transfer) => state.admit(transfer),
+            SectorMsg::Resync { link, req_id } => {
+                link.conn
+                    .send_keyframe(&state.keyframe_frame(req_id, link.encoding));
+            }
+            SectorMsg::SayInSector { link, text } => {
+                let msg = ServerFrame::<G>::new(
+                    None,
+                    ServerMessage::Chat {
+                        channel: ChatChannel::Sector,
+                        from: link.character,
+                        name: link.name.clone(),
+                        text,
+                    },
+                );
+                let mut frames = Encoded::new(&msg);
+                for l in &state.subscribers {
+                    l.conn.send(frames.get(l.encoding));
+                }
+            }
+            SectorMsg::Snapshot(reply) => {
+                state.checkpoint();
+                let _ = reply.send(state.snapshot());
+            }
+            SectorMsg::InjectCrash => {
+                if state.config.debug_hooks {
+                    warn!(sector = %state.id(), "injected crash");
+                    panic!("injected crash in sector {}", state.id());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! The embedded store: one SQLite file (WAL mode) through sqlx, migrated on open.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
+
+use super::{now_millis, token_hash, Identity, ParkedAvatar, SectorSnapshot, Store, StoreError};
+
+/// SQLite-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(Self { pool })
+    }
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("bad uuid {text:?}: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_guest(&self, name: &str, token: &str) -> Result<Identity, StoreError> {
+        let account_id = Uuid::new_v4();
+        let character_id = Uuid::new_v4();
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO accounts (id, name, kind, created_at) VALUES (?, ?, 'guest', ?)")
+            .bind(account_id.to_string())
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO characters (id, account_id, name, updated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(character_id.to_string())
+        .bind(account_id.to_string())
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO tokens (token_hash, account_id, created_at) VALUES (?, ?, ?)")
+            .bind(token_hash(token))
+            .bind(account_id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Identity {
+            account_id,
+            character_id,
+            name: name.to_owned(),
+        })
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Option<Identity>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id AS character_id, c.account_id AS account_id, c.name AS name \
+             FROM tokens t JOIN characters c ON c.account_id = t.account_id \
+             WHERE t.token_hash = ? ORDER BY c.updated_at LIMIT 1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Identity {
+                account_id: parse_uuid(r.get::<&str, _>("account_id"))?,
+                character_id: parse_uuid(r.get::<&str, _>("character_id"))?,
+                name: r.get("name"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sector_id, avatar FROM characters WHERE id = ? AND avatar IS NOT NULL",
+        )
+        .bind(character_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ParkedAvatar {
+                character_id,
+                sector: parse_uuid(r.get::<&str, _>("sector_id"))?,
+                avatar: r.get("avatar"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn save(
+        &self,
+        sectors: &[SectorSnapshot],
+        avatars: &[ParkedAvatar],
+    ) -> Result<(), StoreError> {
+        if sectors.is_empty() && avatars.is_empty() {
+            return Ok(());
+        }
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        for s in sectors {
+            sqlx::query(
+                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT(sector_id) DO UPDATE SET seq = excluded.seq, tick = excluded.tick, \
+                 state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(s.sector.to_string())
+            .bind(s.seq as i64)
+            .bind(s.tick as i64)
+            .bind(&s.state)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for a in avatars {
+            sqlx::query(
+                "UPDATE characters SET sector_id = ?, avatar = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(a.sector.to_string())
+            .bind(&a.avatar)
+            .bind(now)
+            .bind(a.character_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
+        let rows = sqlx::query("SELECT sector_id, seq, tick, state FROM sector_snapshots")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(SectorSnapshot {
+                    sector: parse_uuid(r.get::<&str, _>("sector_id"))?,
+                    seq: r.get::<i64, _>("seq") as u64,
+                    tick: r.get::<i64, _>("tick") as u64,
+                    state: r.get("state"),
+                })
+            })
+            .collect()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn guest_tokens_avatars_and_snapshots_survive_reopen() {
+        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("orrery.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let id = store.create_guest("Ada", "tok-1").await.unwrap();
+        assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id.clone()));
+        assert_eq!(store.authenticate("tok-2").await.unwrap(), None);
+        assert_eq!(store.load_avatar(id.character_id).await.unwrap(), None);
+        let sector = Uuid::new_v4();
+        let parked = ParkedAvatar {
+            character_id: id.character_id,
+            sector,
+            avatar: vec![1, 2, 3],
+        };
+        let snap = SectorSnapshot {
+            sector,
+            seq: 7,
+            tick: 9,
+            state: vec![4, 5],
+        };
+        store
+            .save(&[snap.clone()], &[parked.clone()])
+            .await
+            .unwrap();
+        store.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            store.load_avatar(id.character_id).await.unwrap(),
+            Some(parked)
+        );
+        assert_eq!(store.load_sectors().await.unwrap(), vec![snap]);
+        assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

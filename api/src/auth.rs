@@ -1,0 +1,88 @@
+//! `POST /v1/auth/guest`: a guest account with one character, and the token that opens a WebSocket session.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use orrery_actors::store::{new_token, Identity};
+use orrery_engine::Game;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::App;
+
+/// The longest character name, in characters.
+pub const MAX_NAME: usize = 32;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuestRequest {
+    name: Option<String>,
+}
+
+/// The answer to a guest login.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GuestResponse {
+    pub token: String,
+    pub account_id: Uuid,
+    pub character_id: Uuid,
+    pub name: String,
+}
+
+fn valid_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "invalid_name",
+            format!("name must be 1 to {MAX_NAME} printable characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub(crate) async fn guest<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    body: Bytes,
+) -> Result<Json<GuestResponse>, ApiError> {
+    if !app.guest_login {
+        return Err(ApiError::GuestDisabled);
+    }
+    let req: GuestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        GuestRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(
+                "invalid_body",
+                format!("expected {{\"name\": \"...\"}}: {e}"),
+            )
+        })?
+    };
+    let name = match req.name {
+        Some(n) => valid_name(&n)?,
+        None => format!("guest-{}", &Uuid::new_v4().simple().to_string()[..6]),
+    };
+    let token = new_token();
+    let Identity {
+        account_id,
+        character_id,
+        name,
+    } = app.node.store.create_guest(&name, &token).await?;
+    Ok(Json(GuestResponse {
+        token,
+        account_id,
+        character_id,
+        name,
+    }))
+}
+
+/// The token of a request: `?token=` or `Authorization: Bearer`.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+}

@@ -1,0 +1,175 @@
+//! Orrery's front: HTTP and WebSocket endpoints, auth, admin, health and metrics, and server startup/shutdown.
+//!
+//! Modules:
+//! - [`config`]: server configuration with working defaults.
+//! - [`server`]: the accept loop (hyper over the axum router, upgrades kept as raw TCP streams).
+//! - [`ws`]: the WebSocket handshake that hands a connection to a session actor.
+//! - [`auth`]: guest login and tokens.
+//! - [`admin`]: admin endpoints (regions, snapshots, crash hook).
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`content`]: reading and writing galaxy content directories.
+//! - [`error`]: the API error type and its JSON form.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod content;
+pub mod error;
+pub mod health;
+pub mod server;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use orrery_actors::store::sqlite::SqliteStore;
+use orrery_actors::store::SharedStore;
+use orrery_engine::galaxy::{generate, Galaxy};
+use orrery_engine::spacetrade::{Rules, SpaceTrade};
+use orrery_engine::Game;
+use orrery_regions::Node;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use config::{GalaxySource, ServerConfig};
+
+/// Shared state of the HTTP handlers.
+pub struct App<G: Game> {
+    pub node: Node<G>,
+    pub metrics: PrometheusHandle,
+    pub admin_token: Option<String>,
+    pub guest_login: bool,
+    shutting_down: AtomicBool,
+}
+
+impl<G: Game> App<G> {
+    /// Whether a graceful shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+/// The HTTP routes.
+pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz::<G>))
+        .route("/metrics", get(health::metrics::<G>))
+        .route("/v1/auth/guest", post(auth::guest::<G>))
+        .route("/v1/ws", get(ws::upgrade::<G>))
+        .route("/v1/admin/regions", get(admin::regions::<G>))
+        .route(
+            "/v1/admin/regions/{id}/{action}",
+            post(admin::region_action::<G>),
+        )
+        .route("/v1/admin/snapshot", post(admin::snapshot::<G>))
+        .route(
+            "/v1/admin/sectors/{id}/crash",
+            post(admin::crash_sector::<G>),
+        )
+        .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
+        .with_state(app)
+}
+
+/// The world a configuration names.
+pub fn load_galaxy(source: &GalaxySource) -> anyhow::Result<Galaxy> {
+    Ok(match source {
+        GalaxySource::Generate(params) => generate(*params),
+        GalaxySource::Dir(dir) => content::load_dir(dir)?,
+    })
+}
+
+/// A server running in the background (the binary waits on it; tests drive it).
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl RunningServer {
+    /// Graceful shutdown: stop accepting, close sessions, snapshot every sector, close the store.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// A token that triggers the same shutdown as [`RunningServer::stop`].
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Waits until the server has stopped (after its stop token fired).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the reference game's server: store, migrations, galaxy, actor tree, listener.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let metrics = health::metrics_handle();
+    let galaxy = load_galaxy(&config.galaxy).context("loading the galaxy")?;
+    info!(galaxy = %galaxy.name, sectors = galaxy.sector_count(), "galaxy loaded");
+    let game = Arc::new(SpaceTrade::new(Arc::new(galaxy), Rules::default()));
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("orrery.db");
+    let store: SharedStore = Arc::new(
+        SqliteStore::open(&db)
+            .await
+            .with_context(|| format!("opening {}", db.display()))?,
+    );
+    start_with(game, store, config, metrics).await
+}
+
+/// Starts a server for any game over any store.
+pub async fn start_with<G: Game>(
+    game: Arc<G>,
+    store: SharedStore,
+    config: ServerConfig,
+    metrics: PrometheusHandle,
+) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let node = Node::start(game, store, config.engine.clone()).await?;
+    let app = Arc::new(App {
+        node,
+        metrics,
+        admin_token: config.admin_token.clone(),
+        guest_login: config.guest_login,
+        shutting_down: AtomicBool::new(false),
+    });
+    let stop = CancellationToken::new();
+    let routes = router(Arc::clone(&app));
+    let token = stop.clone();
+    let timeout = config.shutdown_timeout;
+    let task = tokio::spawn(async move {
+        let app2 = Arc::clone(&app);
+        server::run(listener, routes, async move {
+            token.cancelled().await;
+            app2.shutting_down.store(true, Ordering::Release);
+        })
+        .await;
+        info!("stopped accepting; closing sessions and snapshotting");
+        app.node.shutdown(timeout).await;
+        info!("shutdown complete");
+    });
+    info!(%addr, "listening");
+    Ok(RunningServer { addr, stop, task })
+}

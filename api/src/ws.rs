@@ -1,0 +1,164 @@
+//! `GET /v1/ws`: authenticates, negotiates the subprotocol, completes the WebSocket handshake, and hands the raw
+//! TCP stream to a new session actor (the fan-out path writes to that socket directly).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use orrery_actors::net::Conn;
+use orrery_actors::session::{SessionActor, SessionArgs};
+use orrery_engine::Game;
+use orrery_protocol::Encoding;
+use ractor::Actor;
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::auth::bearer;
+use crate::error::ApiError;
+use crate::App;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WsQuery {
+    token: Option<String>,
+}
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case(token))
+}
+
+/// Picks the encoding: the first of the client's offered subprotocols we speak; JSON when none is offered.
+fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if offered.is_empty() {
+        return Ok((Encoding::Json, false));
+    }
+    offered
+        .iter()
+        .find_map(|p| Encoding::from_subprotocol(p))
+        .map(|e| (e, true))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "unsupported_subprotocol",
+                format!(
+                    "offer {} or {}",
+                    orrery_protocol::SUBPROTOCOL_JSON,
+                    orrery_protocol::SUBPROTOCOL_BIN
+                ),
+            )
+        })
+}
+
+pub(crate) async fn upgrade<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    Query(q): Query<WsQuery>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    if app.is_shutting_down() {
+        return Err(ApiError::Unavailable);
+    }
+    let headers = req.headers();
+    let is_ws = header_has(headers, header::UPGRADE, "websocket")
+        && header_has(headers, header::CONNECTION, "upgrade");
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (Some(key), true) = (key, is_ws) else {
+        return Err(ApiError::BadRequest(
+            "not_websocket",
+            "this endpoint needs a WebSocket upgrade request".into(),
+        ));
+    };
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return Err(ApiError::BadRequest(
+            "unsupported_version",
+            "Sec-WebSocket-Version must be 13".into(),
+        ));
+    }
+    let (encoding, echo_protocol) = negotiate(headers)?;
+    let token = q
+        .token
+        .or_else(|| bearer(headers))
+        .ok_or(ApiError::Unauthorized)?;
+    let identity = app
+        .node
+        .store
+        .authenticate(&token)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let session = Uuid::new_v4();
+    if !app
+        .node
+        .directory
+        .reserve_character(identity.character_id, session)
+    {
+        return Err(ApiError::CharacterOnline);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let app2 = Arc::clone(&app);
+    tokio::spawn(async move {
+        let character = identity.character_id;
+        let parts = match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
+            Ok(Ok(parts)) => parts,
+            Ok(Err(_)) => {
+                warn!("upgraded connection is not a plain TCP stream");
+                return app2.node.directory.remove_session(session, character);
+            }
+            Err(e) => {
+                debug!(error = %e, "WebSocket upgrade failed");
+                return app2.node.directory.remove_session(session, character);
+            }
+        };
+        let stream = Arc::new(parts.io.into_inner());
+        let conn = Conn::new(stream, app2.node.config.outbox);
+        let args = SessionArgs {
+            game: Arc::clone(&app2.node.game),
+            directory: Arc::clone(&app2.node.directory),
+            fabric: app2.node.fabric.clone(),
+            store: Arc::clone(&app2.node.store),
+            config: Arc::clone(&app2.node.config),
+            identity,
+            session,
+            conn,
+            encoding,
+            leftover: parts.read_buf,
+        };
+        if let Err(e) = Actor::spawn(None, SessionActor::<G>::default(), args).await {
+            warn!(error = %e, "session failed to start");
+            app2.node.directory.remove_session(session, character);
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = response.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    if echo_protocol {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(encoding.subprotocol()),
+        );
+    }
+    Ok(response)
+}

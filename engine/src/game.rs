@@ -1,0 +1,109 @@
+//! The contract between Orrery's machinery (actors, tick loop, deltas, snapshots, protocol envelope) and a game's rules.
+//!
+//! The machinery knows nothing of ships, warps or commodities. A game supplies the per-sector state, the commands a
+//! client may send, the tick step and what a delta carries; the machinery owns sequencing, fan-out, supervision,
+//! persistence and transport. Every associated type must round-trip through both `serde_json` and `postcard`, so
+//! it may not use `#[serde(tag)]`, `untagged`, `flatten` or `skip_serializing_if` (postcard is not self-describing).
+
+use std::fmt::Debug;
+
+use serde::{de::DeserializeOwned, Serialize};
+use uuid::Uuid;
+
+/// A player-controlled thing that lives in exactly one sector at a time (a ship in the reference game).
+pub type EntityId = Uuid;
+/// A sector: the unit of simulation, one actor each.
+pub type SectorId = Uuid;
+/// A region: a group of sectors under one supervisor.
+pub type RegionId = Uuid;
+/// Milliseconds since the Unix epoch. Time is passed in so that rules stay pure and deterministic.
+pub type Millis = i64;
+
+/// One region of the world as the actor tree sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionLayout {
+    pub id: RegionId,
+    pub name: String,
+    /// Exactly one region is the nexus: it coordinates cross-region traffic.
+    pub nexus: bool,
+    pub sectors: Vec<SectorLayout>,
+}
+
+/// One sector of a region as the actor tree sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SectorLayout {
+    pub id: SectorId,
+    pub name: String,
+}
+
+/// What the machinery knows about a freshly created character when the game spawns its avatar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CharacterSeed {
+    pub character_id: Uuid,
+    pub name: String,
+}
+
+/// The result of a command that the rules accepted.
+#[derive(Debug)]
+pub enum Outcome<G: Game> {
+    /// Applied in place; answer the client with this event, if any.
+    Reply(Option<G::Event>),
+    /// The avatar has already been removed from this sector (and paid for the move); the machinery
+    /// carries it to sector `to` and admits it there.
+    Transfer { avatar: G::Avatar, to: SectorId },
+}
+
+/// Errors of a game's rules carry a stable, machine-readable code (`snake_case`) that reaches clients.
+pub trait GameError: std::error::Error + Send + Sync + 'static {
+    fn code(&self) -> &'static str;
+}
+
+/// A game built on Orrery. One value of it (holding the loaded content) is shared by every actor.
+pub trait Game: Send + Sync + Sized + 'static {
+    /// Everything a sector owns: present avatars, fixtures (stations), pending changes for the next delta.
+    type Sector: Clone + Debug + Send + Serialize + DeserializeOwned + 'static;
+    /// The thing a player controls and that moves between sectors, with everything that travels with it.
+    type Avatar: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 'static;
+    /// A command a client sends to the sector its avatar is in.
+    type Command: Clone + Debug + Send + Serialize + DeserializeOwned + 'static;
+    /// A reply or notification the rules send back to the commanding client.
+    type Event: Clone + Debug + Send + Serialize + DeserializeOwned + 'static;
+    /// A full view of a sector, sent on join, on `resync`, after a restart or after dropped deltas.
+    type Keyframe: Clone + Debug + Send + Serialize + DeserializeOwned + 'static;
+    /// The changes of one tick.
+    type Delta: Clone + Debug + Send + Serialize + DeserializeOwned + 'static;
+    /// What `welcome` tells a client about its character.
+    type Profile: Clone + Debug + Send + Serialize + DeserializeOwned + 'static;
+    /// Refusals of the rules.
+    type Error: GameError;
+
+    /// The regions and sectors of the world.
+    fn layout(&self) -> Vec<RegionLayout>;
+    /// The initial state of a sector (before any snapshot is applied).
+    fn new_sector(&self, id: SectorId) -> Self::Sector;
+    /// A new character's avatar and the sector it starts in.
+    fn spawn(&self, seed: &CharacterSeed, now: Millis) -> (SectorId, Self::Avatar);
+    /// The avatar's id (stable for its lifetime).
+    fn avatar_id(&self, avatar: &Self::Avatar) -> EntityId;
+    /// What `welcome` says about the avatar's character.
+    fn profile(&self, avatar: &Self::Avatar, now: Millis) -> Self::Profile;
+    /// Places an avatar into a sector (on login or at the end of a transfer); it appears in the next delta.
+    fn admit(&self, sector: &mut Self::Sector, avatar: Self::Avatar, now: Millis);
+    /// Removes an avatar from a sector (on logout); its removal appears in the next delta.
+    fn depart(&self, sector: &mut Self::Sector, id: EntityId) -> Option<Self::Avatar>;
+    /// Copies of every avatar present, for snapshots.
+    fn avatars(&self, sector: &Self::Sector) -> Vec<Self::Avatar>;
+    /// Applies a client command for avatar `who` in this sector.
+    fn handle(
+        &self,
+        sector: &mut Self::Sector,
+        who: EntityId,
+        command: Self::Command,
+        now: Millis,
+    ) -> Result<Outcome<Self>, Self::Error>;
+    /// Advances the sector by one fixed step of `dt` seconds and returns everything that changed since the
+    /// previous tick (including changes made by commands, admits and departures), or `None` if nothing did.
+    fn tick(&self, sector: &mut Self::Sector, dt: f32) -> Option<Self::Delta>;
+    /// A full view of the sector.
+    fn keyframe(&self, sector: &Self::Sector) -> Self::Keyframe;
+}

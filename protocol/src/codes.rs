@@ -1,0 +1,33 @@
+//! Stable error codes carried by `error` frames, and the WebSocket close codes the server uses.
+
+/// The frame is not valid JSON / postcard, or not an object.
+pub const MALFORMED: &str = "malformed";
+/// The `type` names no message of this protocol version.
+pub const UNKNOWN_TYPE: &str = "unknown_type";
+/// A field is missing, unknown, or has the wrong type or value.
+pub const INVALID_MESSAGE: &str = "invalid_message";
+/// The session's state does not allow this message now (e.g. a command while a warp is in flight).
+pub const WARP_IN_PROGRESS: &str = "warp_in_progress";
+/// Chat text empty or longer than [`crate::MAX_CHAT_TEXT`].
+pub const INVALID_CHAT: &str = "invalid_chat";
+/// The sector that should handle the request is restarting or unreachable; retry shortly.
+pub const SECTOR_UNAVAILABLE: &str = "sector_unavailable";
+/// The server failed in a way the client cannot fix; nothing acknowledged was lost.
+pub const INTERNAL: &str = "internal";
+
+/// Normal closure (the client asked to close).
+pub const CLOSE_NORMAL: u16 = 1000;
+/// The server is shutting down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// A WebSocket protocol violation (unmasked client frame, bad opcode, bad continuation).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// A text frame that is not UTF-8.
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+/// The client exceeded its message rate limit.
+pub const CLOSE_RATE_LIMITED: u16 = 1008;
+/// A message larger than [`crate::MAX_CLIENT_MESSAGE`].
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// The client could not drain its outbound queue (slow consumer beyond the hard limit).
+pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
+/// The same character connected again from another session; this older one is closed.
+pub const CLOSE_REPLACED: u16 = 4001;

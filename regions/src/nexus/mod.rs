@@ -1,0 +1,84 @@
+//! The nexus actor: coordinates cross-region traffic (ships crossing regions, global chat).
+
+pub mod messages;
+
+use std::sync::Arc;
+
+use orrery_actors::sector::Encoded;
+use orrery_actors::Directory;
+use orrery_engine::Game;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::error;
+
+use crate::fabric::NodeFabric;
+pub use messages::NexusMsg;
+
+/// Everything the nexus is started with.
+pub struct NexusArgs<G: Game> {
+    pub directory: Arc<Directory<G>>,
+    pub fabric: Arc<NodeFabric<G>>,
+}
+
+/// The nexus actor.
+pub struct Nexus<G: Game>(std::marker::PhantomData<fn() -> G>);
+
+impl<G: Game> Default for Nexus<G> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<G: Game> Actor for Nexus<G> {
+    type Msg = NexusMsg<G>;
+    type State = NexusArgs<G>;
+    type Arguments = NexusArgs<G>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        args.fabric.set_nexus(myself);
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            NexusMsg::Transfer(t) => match state.directory.region_of(t.to) {
+                Some(region) => {
+                    metrics::counter!("orrery_nexus_transfers_total").increment(1);
+                    state.fabric.to_region(region, t);
+                }
+                None => {
+                    error!(to = %t.to, "transfer to an unknown sector; returning the ship");
+                    let mut t = t;
+                    std::mem::swap(&mut t.from, &mut t.to);
+                    if let Some(region) = state.directory.region_of(t.to) {
+                        state.fabric.to_region(region, t);
+                    }
+                }
+            },
+            NexusMsg::GlobalChat { from, name, text } => {
+                let frame = orrery_protocol::ServerFrame::<G>::new(
+                    None,
+                    orrery_protocol::ServerMessage::Chat {
+                        channel: orrery_protocol::ChatChannel::Global,
+                        from,
+                        name,
+                        text,
+                    },
+                );
+                let mut frames = Encoded::new(&frame);
+                for link in state.directory.sessions() {
+                    link.conn.send(frames.get(link.encoding));
+                }
+            }
+        }
+        Ok(())
+    }
+}

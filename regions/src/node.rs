@@ -1,0 +1,290 @@
+//! The node: builds the actor tree (root -> nexus, region manager -> region supervisors -> sectors) from the
+//! game's layout and the store's snapshots, and takes it down again with a final snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orrery_actors::persist::{PersistBatch, Persister};
+use orrery_actors::sector::{SectorCell, SectorMsg};
+use orrery_actors::store::SharedStore;
+use orrery_actors::{Directory, EngineConfig};
+use orrery_engine::{Game, RegionId, SectorId};
+use orrery_protocol::codes;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tracing::{info, warn};
+
+use crate::fabric::NodeFabric;
+use crate::manager::{ManagerMsg, RegionManager};
+use crate::nexus::{Nexus, NexusArgs};
+use crate::region::{RegionArgs, RegionMsg};
+
+/// Failures while starting or stopping the node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] orrery_actors::store::StoreError),
+    #[error("could not spawn the actor tree: {0}")]
+    Spawn(String),
+}
+
+/// The root actor: parent of the nexus and the region manager.
+struct NodeRoot<G: Game>(std::marker::PhantomData<fn() -> G>);
+
+struct RootArgs<G: Game> {
+    directory: Arc<Directory<G>>,
+    fabric: Arc<NodeFabric<G>>,
+    regions: Vec<RegionArgs<G>>,
+}
+
+struct RootState<G: Game> {
+    directory: Arc<Directory<G>>,
+    fabric: Arc<NodeFabric<G>>,
+    manager: ActorRef<ManagerMsg>,
+}
+
+impl<G: Game> Actor for NodeRoot<G> {
+    type Msg = RootMsg;
+    type State = RootState<G>;
+    type Arguments = RootArgs<G>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let nexus_args = NexusArgs {
+            directory: Arc::clone(&args.directory),
+            fabric: Arc::clone(&args.fabric),
+        };
+        Actor::spawn_linked(
+            Some("nexus".into()),
+            Nexus::<G>::default(),
+            nexus_args,
+            myself.get_cell(),
+        )
+        .await?;
+        let (manager, _) = Actor::spawn_linked(
+            Some("region-manager".into()),
+            RegionManager::<G>::default(),
+            args.regions,
+            myself.get_cell(),
+        )
+        .await?;
+        Ok(RootState {
+            directory: args.directory,
+            fabric: args.fabric,
+            manager,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Manager(reply) => {
+                let _ = reply.send(state.manager.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, err) = event {
+            if state
+                .fabric
+                .nexus()
+                .is_some_and(|n| n.get_id() == cell.get_id())
+            {
+                warn!(error = %err, "nexus failed; restarting it");
+                let args = NexusArgs {
+                    directory: Arc::clone(&state.directory),
+                    fabric: Arc::clone(&state.fabric),
+                };
+                Actor::spawn_linked(None, Nexus::<G>::default(), args, myself.get_cell()).await?;
+            } else {
+                return Err(format!("region manager failed: {err}").into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Messages of the root actor.
+pub enum RootMsg {
+    /// The region manager's reference.
+    Manager(ractor::RpcReplyPort<ActorRef<ManagerMsg>>),
+}
+
+/// A running node: the actor tree and what the API needs to reach it.
+pub struct Node<G: Game> {
+    pub game: Arc<G>,
+    pub directory: Arc<Directory<G>>,
+    pub fabric: Arc<NodeFabric<G>>,
+    pub store: SharedStore,
+    pub config: Arc<EngineConfig>,
+    pub manager: ActorRef<ManagerMsg>,
+    root: ActorRef<RootMsg>,
+    persister: tokio::task::JoinHandle<()>,
+    region_of_sector: HashMap<SectorId, RegionId>,
+}
+
+impl<G: Game> std::fmt::Debug for Node<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("sectors", &self.region_of_sector.len())
+            .finish()
+    }
+}
+
+/// Restores a sector's state from its snapshot, parking nobody: avatars in it are removed (their characters'
+/// rows hold them until they log in again).
+fn restore<G: Game>(
+    game: &G,
+    id: SectorId,
+    snapshot: Option<&orrery_actors::store::SectorSnapshot>,
+) -> (G::Sector, u64, u64) {
+    if let Some(snap) = snapshot {
+        match postcard::from_bytes::<G::Sector>(&snap.state) {
+            Ok(mut state) => {
+                for avatar in game.avatars(&state) {
+                    let _ = game.depart(&mut state, game.avatar_id(&avatar));
+                }
+                let _ = game.tick(&mut state, 0.0);
+                return (state, snap.seq, snap.tick);
+            }
+            Err(e) => {
+                warn!(sector = %id, error = %e, "unreadable sector snapshot; starting the sector fresh")
+            }
+        }
+    }
+    (game.new_sector(id), 0, 0)
+}
+
+impl<G: Game> Node<G> {
+    /// Builds and starts the actor tree.
+    pub async fn start(
+        game: Arc<G>,
+        store: SharedStore,
+        config: EngineConfig,
+    ) -> Result<Self, NodeError> {
+        let config = Arc::new(config);
+        let directory = Directory::<G>::new();
+        let fabric = NodeFabric::new(Arc::clone(&directory));
+        let (persister, persister_task) = Persister::start(Arc::clone(&store));
+        let snapshots: HashMap<SectorId, _> = store
+            .load_sectors()
+            .await?
+            .into_iter()
+            .map(|s| (s.sector, s))
+            .collect();
+        let mut region_of_sector = HashMap::new();
+        let mut regions = Vec::new();
+        for region in game.layout() {
+            let mut cells = Vec::new();
+            for sector in &region.sectors {
+                directory.add_sector(sector.id, region.id, sector.name.clone());
+                region_of_sector.insert(sector.id, region.id);
+                let (state, seq, tick) =
+                    restore(game.as_ref(), sector.id, snapshots.get(&sector.id));
+                cells.push(SectorCell::new(
+                    sector.id,
+                    region.id,
+                    sector.name.clone(),
+                    state,
+                    seq,
+                    tick,
+                ));
+            }
+            regions.push(RegionArgs {
+                id: region.id,
+                name: region.name.clone(),
+                game: Arc::clone(&game),
+                cells,
+                directory: Arc::clone(&directory),
+                fabric: Arc::clone(&fabric),
+                config: Arc::clone(&config),
+                persister: persister.clone(),
+            });
+        }
+        let restored = snapshots.len();
+        let root_args = RootArgs {
+            directory: Arc::clone(&directory),
+            fabric: Arc::clone(&fabric),
+            regions,
+        };
+        let (root, _) = Actor::spawn(None, NodeRoot::<G>(std::marker::PhantomData), root_args)
+            .await
+            .map_err(|e| NodeError::Spawn(e.to_string()))?;
+        let manager = ractor::call_t!(root, RootMsg::Manager, 5_000)
+            .map_err(|e| NodeError::Spawn(e.to_string()))?;
+        info!(
+            sectors = region_of_sector.len(),
+            restored, "actor tree running"
+        );
+        Ok(Self {
+            game,
+            directory,
+            fabric,
+            store,
+            config,
+            manager,
+            root,
+            persister: persister_task,
+            region_of_sector,
+        })
+    }
+
+    /// Debug hook: makes a sector's actor panic. Returns false for an unknown sector.
+    pub fn inject_crash(&self, sector: SectorId) -> bool {
+        let Some(region) = self.region_of_sector.get(&sector) else {
+            return false;
+        };
+        match self.fabric.region(*region) {
+            Some(r) => r.cast(RegionMsg::InjectCrash(sector)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Asks every sector for a snapshot and writes them all, with every online ship, in one transaction.
+    pub async fn snapshot_all(&self) -> Result<usize, NodeError> {
+        let mut batch = PersistBatch::default();
+        for (_, sector) in self.directory.sector_actors() {
+            if let Ok(b) = ractor::call_t!(sector, SectorMsg::Snapshot, 5_000) {
+                batch.extend(b);
+            }
+        }
+        let n = batch.sectors.len();
+        self.store.save(&batch.sectors, &batch.avatars).await?;
+        Ok(n)
+    }
+
+    /// Graceful shutdown: close every session (each parks its ship), snapshot every sector, stop the tree,
+    /// close the store. Bounded by `timeout` overall.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for link in self.directory.sessions() {
+            link.conn
+                .close(codes::CLOSE_GOING_AWAY, "server shutting down");
+        }
+        while self.directory.session_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match tokio::time::timeout_at(deadline, self.snapshot_all()).await {
+            Ok(Ok(n)) => info!(sectors = n, "final snapshot written"),
+            Ok(Err(e)) => warn!(error = %e, "final snapshot failed"),
+            Err(_) => warn!("final snapshot timed out"),
+        }
+        let _ = tokio::time::timeout_at(deadline, self.root.stop_and_wait(None, None)).await;
+        self.persister.abort();
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,246 @@
+//! The `orrery` binary: `serve` runs the server; `galaxy generate|validate` work with content directories.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use orrery_api::{GalaxySource, ServerConfig};
+use orrery_engine::galaxy::{generate, ContentFormat, GenerateParams};
+use tracing_subscriber::EnvFilter;
+
+/// Orrery: an actor-based realtime simulation server for persistent multiplayer worlds.
+#[derive(Debug, Parser)]
+#[command(name = "orrery", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite store and a generated demo galaxy by default; no setup needed).
+    Serve(Box<ServeArgs>),
+    /// Work with galaxy content directories.
+    #[command(subcommand)]
+    Galaxy(GalaxyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GalaxyCommand {
+    /// Generate a galaxy deterministically (the same seed always gives the same galaxy) into a directory.
+    Generate {
+        /// Random seed.
+        #[arg(long, default_value_t = 2102)]
+        seed: u64,
+        /// Regions besides the nexus.
+        #[arg(long, default_value_t = 3)]
+        regions: u32,
+        /// Sectors in each region.
+        #[arg(long, default_value_t = 50)]
+        sectors_per_region: u32,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// File format.
+        #[arg(long, value_enum, default_value = "toml")]
+        format: Format,
+    },
+    /// Check a content directory (ids, warps, reachability, prices); exits 1 and names every problem if invalid.
+    Validate {
+        /// The content directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Toml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ORRERY_BIND", default_value = "127.0.0.1:7700")]
+    bind: SocketAddr,
+    /// Directory of the embedded SQLite store.
+    #[arg(long, env = "ORRERY_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Load the galaxy from this content directory instead of generating one.
+    #[arg(long, env = "ORRERY_GALAXY")]
+    galaxy: Option<PathBuf>,
+    /// Seed of the generated galaxy.
+    #[arg(long, env = "ORRERY_SEED", default_value_t = 2102)]
+    seed: u64,
+    /// Regions (besides the nexus) of the generated galaxy.
+    #[arg(long, env = "ORRERY_REGIONS", default_value_t = 3)]
+    regions: u32,
+    /// Sectors per region of the generated galaxy.
+    #[arg(long, env = "ORRERY_SECTORS_PER_REGION", default_value_t = 50)]
+    sectors_per_region: u32,
+    /// Simulation ticks per second of every sector.
+    #[arg(long, env = "ORRERY_TICK_HZ", default_value_t = 20)]
+    tick_hz: u32,
+    /// Seconds between periodic snapshots of every sector.
+    #[arg(long, env = "ORRERY_SNAPSHOT_INTERVAL", default_value_t = 10.0)]
+    snapshot_interval: f64,
+    /// Sustained client messages per second before the connection is closed with 1008.
+    #[arg(long, env = "ORRERY_MAX_MSGS_PER_SEC", default_value_t = 30)]
+    max_msgs_per_sec: u32,
+    /// Burst of client messages allowed above the sustained rate.
+    #[arg(long, env = "ORRERY_MSG_BURST", default_value_t = 60)]
+    msg_burst: u32,
+    /// Bearer token for /v1/admin endpoints (admin is disabled without one).
+    #[arg(long, env = "ORRERY_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Enable debug hooks (admin crash injection). Never in production.
+    #[arg(long, env = "ORRERY_DEBUG_HOOKS")]
+    debug_hooks: bool,
+    /// Disable guest login.
+    #[arg(long, env = "ORRERY_NO_GUEST")]
+    no_guest: bool,
+    /// Hard limit of a graceful shutdown, in seconds.
+    #[arg(long, env = "ORRERY_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
+    shutdown_timeout: f64,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<ServerConfig> {
+        anyhow::ensure!(
+            (1..=1000).contains(&self.tick_hz),
+            "--tick-hz must be between 1 and 1000"
+        );
+        anyhow::ensure!(
+            self.snapshot_interval.is_finite() && self.snapshot_interval > 0.0,
+            "--snapshot-interval must be positive"
+        );
+        let mut config = ServerConfig {
+            bind: self.bind,
+            data_dir: self.data_dir,
+            galaxy: match self.galaxy {
+                Some(dir) => GalaxySource::Dir(dir),
+                None => GalaxySource::Generate(GenerateParams {
+                    seed: self.seed,
+                    regions: self.regions,
+                    sectors_per_region: self.sectors_per_region,
+                }),
+            },
+            admin_token: self.admin_token,
+            guest_login: !self.no_guest,
+            shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout.max(0.1)),
+            ..ServerConfig::default()
+        };
+        config.engine.tick_hz = self.tick_hz;
+        config.engine.checkpoint_ticks = u64::from(self.tick_hz);
+        config.engine.snapshot_interval = Duration::from_secs_f64(self.snapshot_interval);
+        config.engine.max_msgs_per_sec = self.max_msgs_per_sec;
+        config.engine.msg_burst = self.msg_burst;
+        config.engine.debug_hooks = self.debug_hooks;
+        Ok(config)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.into_config()?;
+    let hard_limit = config.shutdown_timeout + Duration::from_secs(5);
+    let server = orrery_api::start(config).await?;
+    let stop = server.stop_token();
+    shutdown_signal().await;
+    tracing::info!("shutdown requested");
+    stop.cancel();
+    match tokio::time::timeout(hard_limit, server.wait()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(_) => {
+            tracing::error!("graceful shutdown exceeded its hard limit");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn galaxy(cmd: GalaxyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        GalaxyCommand::Generate {
+            seed,
+            regions,
+            sectors_per_region,
+            out,
+            format,
+        } => {
+            let galaxy = generate(GenerateParams {
+                seed,
+                regions,
+                sectors_per_region,
+            });
+            let format = match format {
+                Format::Toml => ContentFormat::Toml,
+                Format::Json => ContentFormat::Json,
+            };
+            let files = orrery_api::content::write_dir(&galaxy, &out, format)?;
+            eprintln!(
+                "wrote galaxy {:?} ({} regions, {} sectors) as {files} files to {}",
+                galaxy.name,
+                galaxy.regions.len(),
+                galaxy.sector_count(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        GalaxyCommand::Validate { dir } => match orrery_api::content::load_dir(&dir) {
+            Ok(galaxy) => {
+                eprintln!(
+                    "{}: valid galaxy {:?} ({} regions, {} sectors)",
+                    dir.display(),
+                    galaxy.name,
+                    galaxy.regions.len(),
+                    galaxy.sector_count()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("invalid content: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Galaxy(cmd) => galaxy(cmd),
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            runtime.block_on(serve(*args))
+        }
+    }
+}
