@@ -126,8 +126,11 @@ fn flatten(value: Value, id: Option<u64>) -> Value {
     Value::Object(out)
 }
 
+/// A flat JSON message taken apart: request id, `type`, remaining fields.
+type Parts = (Option<u64>, String, Map<String, Value>);
+
 /// Splits a flat JSON object into `(id, type, remaining fields)`.
-fn split(text: &str) -> Result<(Option<u64>, String, Map<String, Value>), DecodeError> {
+fn split(text: &str) -> Result<Parts, DecodeError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| DecodeError::new(None, codes::MALFORMED, format!("not valid JSON: {e}")))?;
     let Value::Object(mut map) = value else {
@@ -169,7 +172,7 @@ fn split(text: &str) -> Result<(Option<u64>, String, Map<String, Value>), Decode
 
 fn classify(id: Option<u64>, tag: &str, err: serde_json::Error) -> DecodeError {
     let text = err.to_string();
-    if text.starts_with("unknown variant") {
+    if text.starts_with(&format!("unknown variant `{tag}`")) {
         DecodeError::new(
             id,
             codes::UNKNOWN_TYPE,

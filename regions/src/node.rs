@@ -57,15 +57,9 @@ impl<G: Game> Actor for NodeRoot<G> {
             directory: Arc::clone(&args.directory),
             fabric: Arc::clone(&args.fabric),
         };
-        Actor::spawn_linked(
-            Some("nexus".into()),
-            Nexus::<G>::default(),
-            nexus_args,
-            myself.get_cell(),
-        )
-        .await?;
+        Actor::spawn_linked(None, Nexus::<G>::default(), nexus_args, myself.get_cell()).await?;
         let (manager, _) = Actor::spawn_linked(
-            Some("region-manager".into()),
+            None,
             RegionManager::<G>::default(),
             args.regions,
             myself.get_cell(),

@@ -169,8 +169,8 @@ pub struct WarpView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keyframe {
-    /// The sector's id, name and edge length (positions run from 0 to `size` on each axis).
-    pub sector: Uuid,
+    /// The sector's name and edge length (positions run from 0 to `size` on each axis). The sector's id is in
+    /// the machinery's keyframe envelope.
     pub name: String,
     pub size: f32,
     pub ships: Vec<ShipView>,

@@ -347,7 +347,6 @@ impl SectorState {
     /// A full view of the sector (pending changes are left for the next tick).
     pub fn keyframe(&self) -> Keyframe {
         Keyframe {
-            sector: self.id,
             name: self.name.clone(),
             size: self.size,
             ships: self

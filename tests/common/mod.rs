@@ -1,0 +1,337 @@
+//! Helpers for end-to-end tests: a real server on 127.0.0.1:0 with its own data directory, and real WebSocket
+//! clients (tokio-tungstenite) speaking JSON or binary.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use orrery_api::{GalaxySource, RunningServer, ServerConfig};
+use orrery_engine::galaxy::GenerateParams;
+use orrery_engine::spacetrade::{Command, Delta, Keyframe, Profile, SpaceTrade};
+use orrery_protocol::codec;
+use orrery_protocol::{ClientFrame, ClientMessage, Encoding, ServerFrame, ServerMessage};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+pub const ADMIN: &str = "test-admin-token";
+/// How long a test waits for any one expected frame.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub type Frame = ServerFrame<SpaceTrade>;
+pub type Msg = ServerMessage<SpaceTrade>;
+
+/// A small galaxy (nexus + 2 regions x 6 sectors) so many test servers can run at once.
+pub fn small_galaxy() -> GenerateParams {
+    GenerateParams {
+        seed: 7,
+        regions: 2,
+        sectors_per_region: 6,
+    }
+}
+
+/// A fresh data directory under the system temp dir.
+pub fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("orrery-test-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn config(data_dir: PathBuf) -> ServerConfig {
+    let mut c = ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir,
+        galaxy: GalaxySource::Generate(small_galaxy()),
+        admin_token: Some(ADMIN.into()),
+        shutdown_timeout: Duration::from_secs(5),
+        ..ServerConfig::default()
+    };
+    c.engine.debug_hooks = true;
+    c.engine.max_msgs_per_sec = 200;
+    c.engine.msg_burst = 400;
+    c
+}
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(config(temp_dir())).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> Self {
+        let data_dir = config.data_dir.clone();
+        let server = orrery_api::start(config).await.expect("server starts");
+        Self {
+            server: Some(server),
+            data_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().unwrap().addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr(), path)
+    }
+
+    /// `POST /v1/auth/guest`; returns (token, character id).
+    pub async fn guest(&self, name: &str) -> (String, Uuid) {
+        let r: Value = self
+            .http
+            .post(self.url("/v1/auth/guest"))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            r["token"].as_str().unwrap().to_owned(),
+            r["character_id"].as_str().unwrap().parse().unwrap(),
+        )
+    }
+
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+    }
+}
+
+/// A real WebSocket client.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub encoding: Encoding,
+    next_id: u64,
+}
+
+/// What a client learns on connecting: its profile, sector and first keyframe.
+pub struct Joined {
+    pub client: Client,
+    pub profile: Profile,
+    pub sector: Uuid,
+    pub keyframe: Keyframe,
+    pub seq: u64,
+}
+
+impl Client {
+    pub async fn connect(server: &TestServer, token: &str, encoding: Encoding) -> Client {
+        let mut req = format!("ws://{}/v1/ws?token={token}", server.addr())
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(encoding.subprotocol()),
+        );
+        let (ws, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connects");
+        assert_eq!(
+            resp.headers().get("Sec-WebSocket-Protocol").unwrap(),
+            encoding.subprotocol()
+        );
+        Client {
+            ws,
+            encoding,
+            next_id: 1,
+        }
+    }
+
+    /// Connects and reads `welcome` and the first keyframe.
+    pub async fn join(server: &TestServer, token: &str, encoding: Encoding) -> Joined {
+        let mut client = Client::connect(server, token, encoding).await;
+        let (profile, sector) = match client.recv().await.msg {
+            ServerMessage::Welcome {
+                character,
+                sector,
+                tick_hz,
+                ..
+            } => {
+                assert_eq!(tick_hz, 20);
+                (character, sector)
+            }
+            other => panic!("expected welcome, got {:?}", kind(&other)),
+        };
+        let (keyframe, seq) = match client.recv().await.msg {
+            ServerMessage::Keyframe {
+                sector: s,
+                body,
+                seq,
+                ..
+            } => {
+                assert_eq!(s, sector);
+                (body, seq)
+            }
+            other => panic!("expected keyframe, got {:?}", kind(&other)),
+        };
+        Joined {
+            client,
+            profile,
+            sector,
+            keyframe,
+            seq,
+        }
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.unwrap();
+    }
+
+    /// Sends a message with a fresh request id, which it returns.
+    pub async fn send(&mut self, msg: ClientMessage<Command>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = ClientFrame::new(Some(id), msg);
+        let out = match self.encoding {
+            Encoding::Json => Message::Text(codec::client_to_json(&frame).into()),
+            Encoding::Binary => Message::Binary(codec::client_to_bin(&frame).into()),
+        };
+        self.ws.send(out).await.unwrap();
+        id
+    }
+
+    pub async fn command(&mut self, c: Command) -> u64 {
+        self.send(ClientMessage::Game(c)).await
+    }
+
+    /// The next server frame (panics after [`WAIT`]).
+    pub async fn recv(&mut self) -> Frame {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("stream open")
+                .expect("frame ok");
+            match next {
+                Message::Text(t) => {
+                    assert_eq!(
+                        self.encoding,
+                        Encoding::Json,
+                        "text frame on a binary session"
+                    );
+                    return codec::server_from_json::<SpaceTrade>(&t)
+                        .expect("decodable JSON frame");
+                }
+                Message::Binary(b) => {
+                    assert_eq!(
+                        self.encoding,
+                        Encoding::Binary,
+                        "binary frame on a JSON session"
+                    );
+                    return codec::server_from_bin::<SpaceTrade>(&b)
+                        .expect("decodable binary frame");
+                }
+                Message::Close(c) => panic!("connection closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads frames until one matches (panics after [`WAIT`] overall).
+    pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Frame) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected frame did not arrive"
+            );
+            let f = self.recv().await;
+            if let Some(t) = pick(&f) {
+                return t;
+            }
+        }
+    }
+
+    /// The error frame answering request `id`.
+    pub async fn error_for(&mut self, id: u64) -> (String, String) {
+        self.recv_until(|f| match &f.msg {
+            ServerMessage::Error { code, message } if f.id == Some(id) => {
+                Some((code.clone(), message.clone()))
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next delta.
+    pub async fn delta(&mut self) -> (u64, u64, Delta) {
+        self.recv_until(|f| match &f.msg {
+            ServerMessage::Delta {
+                seq, tick, body, ..
+            } => Some((*seq, *tick, body.clone())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next())
+                .await
+                .expect("close within the wait")
+            {
+                Some(Ok(Message::Close(c))) => return c.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        // Drain until the server's close arrives so the session has parked the ship.
+        let _ = tokio::time::timeout(WAIT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+pub fn kind(m: &Msg) -> &'static str {
+    match m {
+        ServerMessage::Welcome { .. } => "welcome",
+        ServerMessage::Keyframe { .. } => "keyframe",
+        ServerMessage::Delta { .. } => "delta",
+        ServerMessage::Warped { .. } => "warped",
+        ServerMessage::Chat { .. } => "chat",
+        ServerMessage::Pong => "pong",
+        ServerMessage::Error { .. } => "error",
+        ServerMessage::Game(_) => "game",
+    }
+}

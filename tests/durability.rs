@@ -1,0 +1,294 @@
+//! State survives restarts and crashes: graceful restart persistence, sector crash recovery with restart intensity,
+//! and the one-sector-per-ship invariant under concurrent warps.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use orrery_engine::spacetrade::{Command, Event, Side};
+use orrery_protocol::{ClientMessage, Encoding, ServerMessage};
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ships_credits_cargo_and_books_survive_a_server_restart() {
+    let mut server = TestServer::start().await;
+    let data_dir = server.data_dir.clone();
+    let (token, character) = server.guest("Persistent").await;
+    let mut j = Client::join(&server, &token, Encoding::Json).await;
+    let station = j.keyframe.stations[0].clone();
+    let listing = *station
+        .commodities
+        .iter()
+        .find(|l| l.quantity >= 2)
+        .unwrap();
+    let id = j
+        .client
+        .command(Command::Trade {
+            station: station.id,
+            commodity: listing.commodity,
+            side: Side::Buy,
+            qty: 2,
+        })
+        .await;
+    let Event::TradeResult {
+        credits,
+        cargo,
+        station_quantity,
+        ..
+    } = j
+        .client
+        .recv_until(|f| match &f.msg {
+            ServerMessage::Game(e) if f.id == Some(id) => Some(e.clone()),
+            _ => None,
+        })
+        .await;
+    // Fly a little, then stop, and note where the ship came to rest.
+    j.client
+        .command(Command::Thrust { vx: 60.0, vy: 30.0 })
+        .await;
+    for _ in 0..5 {
+        j.client.delta().await;
+    }
+    j.client.command(Command::Thrust { vx: 0.0, vy: 0.0 }).await;
+    let (x, y) = j
+        .client
+        .recv_until(|f| match &f.msg {
+            ServerMessage::Delta { body, .. } => body
+                .upserts
+                .iter()
+                .find(|s| s.owner == character && s.vx == 0.0)
+                .map(|s| (s.x, s.y)),
+            _ => None,
+        })
+        .await;
+    j.client.close().await;
+    server.stop().await;
+
+    let server = TestServer::start_with(config(data_dir)).await;
+    let again = Client::join(&server, &token, Encoding::Binary).await;
+    assert_eq!(again.profile.credits, credits);
+    assert_eq!(again.profile.cargo, cargo);
+    let me = again
+        .keyframe
+        .ships
+        .iter()
+        .find(|s| s.owner == character)
+        .expect("ship is back");
+    assert_eq!((me.x, me.y), (x, y));
+    let book = again
+        .keyframe
+        .stations
+        .iter()
+        .find(|s| s.id == station.id)
+        .unwrap();
+    let l = book
+        .commodities
+        .iter()
+        .find(|l| l.commodity == listing.commodity)
+        .unwrap();
+    assert_eq!(l.quantity, station_quantity);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sessions_with_1001_and_parks_their_ships() {
+    let mut server = TestServer::start().await;
+    let data_dir = server.data_dir.clone();
+    let (token, character) = server.guest("Online").await;
+    let mut j = Client::join(&server, &token, Encoding::Json).await;
+    j.client
+        .command(Command::Thrust { vx: -50.0, vy: 0.0 })
+        .await;
+    let (x0, _) = j
+        .client
+        .recv_until(|f| match &f.msg {
+            ServerMessage::Delta { body, .. } => body
+                .upserts
+                .iter()
+                .find(|s| s.owner == character)
+                .map(|s| (s.x, s.y)),
+            _ => None,
+        })
+        .await;
+    let stopping = tokio::spawn(async move {
+        server.stop().await;
+        server
+    });
+    assert_eq!(j.client.close_code().await, Some(1001));
+    stopping.await.unwrap();
+    let server = TestServer::start_with(config(data_dir)).await;
+    let again = Client::join(&server, &token, Encoding::Json).await;
+    let me = again
+        .keyframe
+        .ships
+        .iter()
+        .find(|s| s.owner == character)
+        .unwrap();
+    assert!(
+        me.x < x0,
+        "parked where it was when the server stopped, not where it was first seen"
+    );
+    assert_eq!(me.vx, -50.0, "velocity is kept too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_sector_restarts_from_its_last_state_and_resends_keyframes() {
+    let server = TestServer::start().await;
+    let (token, character) = server.guest("Survivor").await;
+    let mut j = Client::join(&server, &token, Encoding::Binary).await;
+    j.client
+        .command(Command::Thrust { vx: 20.0, vy: 10.0 })
+        .await;
+    let (seq_before, _, _) = j.client.delta().await;
+    let r = server
+        .admin_post(&format!("/v1/admin/sectors/{}/crash", j.sector))
+        .await;
+    assert_eq!(r.status(), 202);
+    // An unsolicited keyframe after the restart, with the ship still moving as before.
+    let (seq, ship) = j
+        .client
+        .recv_until(|f| match &f.msg {
+            ServerMessage::Keyframe { seq, body, .. } if f.id.is_none() => Some((
+                *seq,
+                body.ships.iter().find(|s| s.owner == character).cloned(),
+            )),
+            _ => None,
+        })
+        .await;
+    assert!(seq >= seq_before, "sequence continues after a restart");
+    let ship = ship.expect("ship survives the crash");
+    assert_eq!((ship.vx, ship.vy), (20.0, 10.0));
+    let (next, _, delta) = j.client.delta().await;
+    assert!(next > seq);
+    assert!(delta.upserts.iter().any(|s| s.owner == character));
+    assert!(server
+        .metrics()
+        .await
+        .contains("orrery_sector_restarts_total"));
+    // Commands work again.
+    let id = j.client.send(ClientMessage::Ping).await;
+    assert_eq!(
+        j.client
+            .recv_until(|f| matches!(f.msg, ServerMessage::Pong).then_some(f.id))
+            .await,
+        Some(id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_restarts_escalate_to_a_region_restart_and_the_world_recovers() {
+    let server = TestServer::start().await;
+    let (token, character) = server.guest("Stubborn").await;
+    let mut j = Client::join(&server, &token, Encoding::Json).await;
+    let path = format!("/v1/admin/sectors/{}/crash", j.sector);
+    for _ in 0..7 {
+        assert_eq!(server.admin_post(&path).await.status(), 202);
+        // Wait for the restart's keyframe before crashing again.
+        j.client
+            .recv_until(|f| {
+                matches!(&f.msg, ServerMessage::Keyframe { .. } if f.id.is_none()).then_some(())
+            })
+            .await;
+    }
+    let metrics = server.metrics().await;
+    let region_restarts = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("orrery_region_restarts_total "))
+        .map(|v| v.trim().parse::<f64>().unwrap())
+        .unwrap_or(0.0);
+    assert!(
+        region_restarts >= 1.0,
+        "the sixth restart within 10 s escalated:\n{metrics}"
+    );
+    j.client.command(Command::Thrust { vx: 1.0, vy: 1.0 }).await;
+    j.client
+        .recv_until(|f| match &f.msg {
+            ServerMessage::Delta { body, .. } => body
+                .upserts
+                .iter()
+                .any(|s| s.owner == character && s.vx == 1.0)
+                .then_some(()),
+            _ => None,
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_warps_never_leave_a_ship_in_two_sectors_or_none() {
+    let server = TestServer::start().await;
+    let mut pilots = Vec::new();
+    for i in 0..8 {
+        let (t, c) = server.guest(&format!("Pilot{i}")).await;
+        pilots.push((
+            Client::join(
+                &server,
+                &t,
+                if i % 2 == 0 {
+                    Encoding::Json
+                } else {
+                    Encoding::Binary
+                },
+            )
+            .await,
+            c,
+        ));
+    }
+    let home = pilots[0].0.sector;
+    let tasks: Vec<_> = pilots
+        .into_iter()
+        .enumerate()
+        .map(|(i, (mut j, character))| {
+            tokio::spawn(async move {
+                let away = j.keyframe.warps[i % j.keyframe.warps.len()].to;
+                let mut at = home;
+                for hop in 0..12 {
+                    let to = if at == home { away } else { home };
+                    let id = j.client.command(Command::Warp { to }).await;
+                    let arrived = j
+                        .client
+                        .recv_until(|f| match &f.msg {
+                            ServerMessage::Warped { to, .. } if f.id == Some(id) => Some(Ok(*to)),
+                            ServerMessage::Error { code, .. } if f.id == Some(id) => {
+                                Some(Err(code.clone()))
+                            }
+                            _ => None,
+                        })
+                        .await;
+                    match arrived {
+                        Ok(to) => at = to,
+                        Err(code) => assert_eq!(code, "not_enough_turns", "hop {hop}"),
+                    }
+                }
+                (j, character, at)
+            })
+        })
+        .collect();
+    let mut finished = Vec::new();
+    for t in tasks {
+        finished.push(t.await.unwrap());
+    }
+    // Every ship is seen in exactly one sector: the one its pilot was told it is in.
+    let mut seen: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (j, _, at) in finished.iter_mut() {
+        let id = j.client.send(ClientMessage::Resync).await;
+        let (sector, ships) = j
+            .client
+            .recv_until(|f| match &f.msg {
+                ServerMessage::Keyframe { sector, body, .. } if f.id == Some(id) => {
+                    Some((*sector, body.ships.clone()))
+                }
+                _ => None,
+            })
+            .await;
+        assert_eq!(sector, *at);
+        for s in ships {
+            let list = seen.entry(s.owner).or_default();
+            if !list.contains(&sector) {
+                list.push(sector);
+            }
+        }
+    }
+    for (_, character, at) in &finished {
+        assert_eq!(seen.get(character), Some(&vec![*at]), "ship of {character}");
+    }
+}
