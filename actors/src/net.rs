@@ -230,6 +230,8 @@ pub struct OutboxLimits {
     pub soft_limit: usize,
     /// Above this many pending bytes, the connection is closed as a slow consumer.
     pub hard_limit: usize,
+    /// The kernel send buffer of each connection (`SO_SNDBUF`), if set; the OS default otherwise.
+    pub socket_send_buffer: Option<usize>,
 }
 
 impl Default for OutboxLimits {
@@ -237,6 +239,7 @@ impl Default for OutboxLimits {
         Self {
             soft_limit: 64 * 1024,
             hard_limit: 4 * 1024 * 1024,
+            socket_send_buffer: None,
         }
     }
 }
@@ -274,6 +277,9 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: Arc<TcpStream>, limits: OutboxLimits) -> Arc<Self> {
+        if let Some(size) = limits.socket_send_buffer {
+            let _ = socket2::SockRef::from(stream.as_ref()).set_send_buffer_size(size);
+        }
         let conn = Arc::new(Self {
             stream,
             outbox: Mutex::new(Outbox::default()),

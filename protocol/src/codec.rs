@@ -275,3 +275,189 @@ pub fn server_from_bin<G: Game>(bytes: &[u8]) -> Result<ServerFrame<G>, DecodeEr
     postcard::from_bytes(bytes)
         .map_err(|e| DecodeError::new(None, codes::MALFORMED, format!("undecodable: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{ChatChannel, ServerMessage};
+    use orrery_engine::galaxy::{generate, Commodity, GenerateParams};
+    use orrery_engine::spacetrade::{Command, Delta, Event, Rules, ShipView, Side, SpaceTrade};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    type G = SpaceTrade;
+
+    fn client(text: &str) -> Result<ClientFrame<Command>, DecodeError> {
+        client_from_json(text)
+    }
+
+    #[test]
+    fn documented_binary_examples_are_exact() {
+        let thrust = ClientFrame::new(
+            Some(7),
+            ClientMessage::Game(Command::Thrust { vx: 1.0, vy: 0.0 }),
+        );
+        assert_eq!(
+            client_to_bin(&thrust),
+            vec![0x01, 0x07, 0x03, 0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x00]
+        );
+        let ping = ClientFrame::<Command>::new(None, ClientMessage::Ping);
+        assert_eq!(client_to_bin(&ping), vec![0x00, 0x00]);
+        assert_eq!(client_from_bin::<Command>(&[0x00, 0x00]).unwrap(), ping);
+    }
+
+    #[test]
+    fn json_client_messages_are_flat_and_round_trip() {
+        let to = Uuid::new_v4();
+        let cases = vec![
+            ClientFrame::new(Some(1), ClientMessage::Ping),
+            ClientFrame::new(None, ClientMessage::Resync),
+            ClientFrame::new(
+                Some(2),
+                ClientMessage::Chat {
+                    channel: ChatChannel::Global,
+                    text: "hi".into(),
+                },
+            ),
+            ClientFrame::new(
+                Some(3),
+                ClientMessage::Game(Command::Thrust { vx: 1.5, vy: -2.0 }),
+            ),
+            ClientFrame::new(Some(4), ClientMessage::Game(Command::Warp { to })),
+            ClientFrame::new(
+                Some(5),
+                ClientMessage::Game(Command::Trade {
+                    station: to,
+                    commodity: Commodity::LuxuryGoods,
+                    side: Side::Sell,
+                    qty: 9,
+                }),
+            ),
+        ];
+        for frame in cases {
+            let text = client_to_json(&frame);
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert!(v["type"].is_string(), "{text}");
+            assert_eq!(client(&text).unwrap(), frame, "{text}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Value>(&client_to_json(&ClientFrame::new(
+                Some(4),
+                ClientMessage::Game(Command::Warp { to })
+            )))
+            .unwrap(),
+            json!({"type": "warp", "id": 4, "to": to})
+        );
+    }
+
+    #[test]
+    fn json_decode_errors_carry_the_id_and_a_stable_code() {
+        let e = client("nope").unwrap_err();
+        assert_eq!((e.id, e.code), (None, codes::MALFORMED));
+        let e = client(r#"{"type":"dance","id":3}"#).unwrap_err();
+        assert_eq!((e.id, e.code), (Some(3), codes::UNKNOWN_TYPE));
+        let e = client(r#"{"type":"thrust","id":4,"vx":1}"#).unwrap_err();
+        assert_eq!((e.id, e.code), (Some(4), codes::INVALID_MESSAGE));
+        let e = client(r#"{"type":"resync","id":5,"x":1}"#).unwrap_err();
+        assert_eq!((e.id, e.code), (Some(5), codes::INVALID_MESSAGE));
+        let e = client(r#"{"type":"ping","id":-1}"#).unwrap_err();
+        assert_eq!(e.code, codes::INVALID_MESSAGE);
+        let e = client_from_bin::<Command>(&[0x00, 0x09]).unwrap_err();
+        assert_eq!((e.id, e.code), (None, codes::MALFORMED));
+    }
+
+    #[test]
+    fn server_keyframes_and_deltas_spread_their_body_and_round_trip() {
+        let galaxy = std::sync::Arc::new(generate(GenerateParams {
+            seed: 1,
+            regions: 1,
+            sectors_per_region: 3,
+        }));
+        let game = SpaceTrade::new(galaxy.clone(), Rules::default());
+        let sector = galaxy.spawn_sector().unwrap().id;
+        let state = orrery_engine::Game::new_sector(&game, sector);
+        let key = ServerFrame::<G>::new(
+            Some(9),
+            ServerMessage::Keyframe {
+                sector,
+                seq: 4,
+                tick: 10,
+                body: orrery_engine::Game::keyframe(&game, &state),
+            },
+        );
+        let text = server_to_json(&key);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "keyframe");
+        assert_eq!(v["id"], 9);
+        assert!(v["stations"].is_array() && v["warps"].is_array() && v["ships"].is_array());
+        let back = server_from_json::<G>(&text).unwrap();
+        assert_eq!(server_to_json(&back), text);
+        assert_eq!(server_to_bin(&back), server_to_bin(&key));
+
+        let ship = ShipView {
+            id: Uuid::new_v4(),
+            owner: Uuid::new_v4(),
+            name: "A".into(),
+            x: 1.0,
+            y: 2.0,
+            vx: 3.0,
+            vy: 4.0,
+        };
+        let delta = ServerFrame::<G>::new(
+            None,
+            ServerMessage::Delta {
+                sector,
+                seq: 5,
+                tick: 11,
+                body: Delta {
+                    upserts: vec![ship],
+                    removes: vec![Uuid::new_v4()],
+                    stations: vec![],
+                },
+            },
+        );
+        let text = server_to_json(&delta);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "delta");
+        assert!(v.get("id").is_none());
+        assert_eq!(v["upserts"][0]["vx"], 3.0);
+        let bin = server_to_bin(&delta);
+        assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()), bin);
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
+    }
+
+    #[test]
+    fn game_events_share_the_type_namespace() {
+        let event = ServerFrame::<G>::new(
+            Some(2),
+            ServerMessage::Game(Event::TradeResult {
+                station: Uuid::new_v4(),
+                commodity: Commodity::Ore,
+                side: Side::Buy,
+                qty: 1,
+                unit_price: 10,
+                total: 10,
+                credits: 90,
+                cargo: [(Commodity::Ore, 1)].into_iter().collect(),
+                station_quantity: 5,
+                buy_price: 8,
+                sell_price: 11,
+            }),
+        );
+        let text = server_to_json(&event);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "trade_result");
+        assert_eq!(v["cargo"]["ore"], 1);
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
+        let pong = server_to_json(&ServerFrame::<G>::new(Some(1), ServerMessage::Pong));
+        assert_eq!(
+            serde_json::from_str::<Value>(&pong).unwrap(),
+            json!({"type": "pong", "id": 1})
+        );
+        let err = server_to_json(&ServerFrame::<G>::error(None, "x_y", "why"));
+        assert_eq!(
+            serde_json::from_str::<Value>(&err).unwrap(),
+            json!({"type": "error", "code": "x_y", "message": "why"})
+        );
+    }
+}

@@ -113,6 +113,15 @@ impl TestServer {
             .unwrap()
     }
 
+    /// The value of an unlabelled counter or gauge in `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or(0.0)
+    }
+
     pub async fn metrics(&self) -> String {
         self.http
             .get(self.url("/metrics"))
@@ -170,9 +179,39 @@ impl Client {
         }
     }
 
+    /// Connects over a socket with a tiny receive buffer (4 KiB), to play a slow client.
+    pub async fn connect_small_buffer(
+        server: &TestServer,
+        token: &str,
+        encoding: Encoding,
+    ) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.addr()).await.unwrap();
+        let mut req = format!("ws://{}/v1/ws?token={token}", server.addr())
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(encoding.subprotocol()),
+        );
+        let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket connects");
+        Client {
+            ws,
+            encoding,
+            next_id: 1,
+        }
+    }
+
     /// Connects and reads `welcome` and the first keyframe.
     pub async fn join(server: &TestServer, token: &str, encoding: Encoding) -> Joined {
-        let mut client = Client::connect(server, token, encoding).await;
+        Self::joined(Client::connect(server, token, encoding).await).await
+    }
+
+    /// Reads `welcome` and the first keyframe on a fresh connection.
+    pub async fn joined(mut client: Client) -> Joined {
         let (profile, sector) = match client.recv().await.msg {
             ServerMessage::Welcome {
                 character,
