@@ -99,6 +99,9 @@ struct ServeArgs {
     /// Enable debug hooks (admin crash injection). Never in production.
     #[arg(long, env = "ORRERY_DEBUG_HOOKS")]
     debug_hooks: bool,
+    /// Let guests choose their starting sector (`"sector"` in the guest login body); meant for load tests.
+    #[arg(long, env = "ORRERY_ALLOW_SPAWN_CHOICE")]
+    allow_spawn_choice: bool,
     /// Disable guest login.
     #[arg(long, env = "ORRERY_NO_GUEST")]
     no_guest: bool,
@@ -130,6 +133,7 @@ impl ServeArgs {
             },
             admin_token: self.admin_token,
             guest_login: !self.no_guest,
+            allow_spawn_choice: self.allow_spawn_choice,
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout.max(0.1)),
             ..ServerConfig::default()
         };
@@ -147,11 +151,10 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -227,9 +230,7 @@ fn galaxy(cmd: GalaxyCommand) -> anyhow::Result<ExitCode> {
 
 fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

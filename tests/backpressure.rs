@@ -49,21 +49,14 @@ async fn slow_client_drops_deltas_then_gets_a_keyframe_while_others_keep_pace() 
     // The slow client stops reading. Wait until the server starts dropping its deltas.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while server.metric("orrery_deltas_dropped_total").await == 0.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no delta was ever dropped"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "no delta was ever dropped");
         // Meanwhile the fast client sees every tick.
         fast.client.delta().await;
     }
     let (_, mut tick, _) = fast.client.delta().await;
     for _ in 0..20 {
         let (_, t, _) = fast.client.delta().await;
-        assert_eq!(
-            t,
-            tick + 1,
-            "a slow subscriber does not delay the sector's ticks"
-        );
+        assert_eq!(t, tick + 1, "a slow subscriber does not delay the sector's ticks");
         tick = t;
     }
 
@@ -89,11 +82,7 @@ async fn slow_client_drops_deltas_then_gets_a_keyframe_while_others_keep_pace() 
         "deltas were dropped for the slow client"
     );
     let (seq, _, _) = slow.client.delta().await;
-    assert_eq!(
-        seq,
-        keyframe_seq + 1,
-        "deltas resume right after the keyframe"
-    );
+    assert_eq!(seq, keyframe_seq + 1, "deltas resume right after the keyframe");
     for m in movers {
         m.abort();
     }

@@ -32,21 +32,13 @@ async fn malformed_unknown_and_wrong_fields_get_error_frames_and_the_connection_
             Some(13),
             "invalid_message",
         ),
-        (
-            r#"{"type":"thrust","id":14,"vx":1}"#,
-            Some(14),
-            "invalid_message",
-        ),
+        (r#"{"type":"thrust","id":14,"vx":1}"#, Some(14), "invalid_message"),
         (
             r#"{"type":"thrust","id":15,"vx":1,"vy":2,"vz":3}"#,
             Some(15),
             "invalid_message",
         ),
-        (
-            r#"{"type":"ping","id":16,"extra":true}"#,
-            Some(16),
-            "invalid_message",
-        ),
+        (r#"{"type":"ping","id":16,"extra":true}"#, Some(16), "invalid_message"),
         (
             r#"{"type":"warp","id":17,"to":"not-a-uuid"}"#,
             Some(17),
@@ -82,9 +74,7 @@ async fn binary_garbage_gets_an_error_frame() {
     let (t, _) = server.guest("Noise").await;
     let mut j = Client::join(&server, &t, Encoding::Binary).await;
     j.client
-        .send_raw(Message::Binary(
-            vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff].into(),
-        ))
+        .send_raw(Message::Binary(vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff].into()))
         .await;
     let code = j
         .client
@@ -115,11 +105,9 @@ async fn oversized_frames_close_with_1009_and_others_keep_streaming() {
         .await;
     by.client
         .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => body
-                .upserts
-                .iter()
-                .any(|s| s.owner == c2 && s.vx == 3.0)
-                .then_some(()),
+            ServerMessage::Delta { body, .. } => {
+                body.upserts.iter().any(|s| s.owner == c2 && s.vx == 3.0).then_some(())
+            }
             _ => None,
         })
         .await;
@@ -134,9 +122,7 @@ async fn clients_above_the_rate_limit_are_closed_with_1008() {
     let (t, _) = server.guest("Spammer").await;
     let mut j = Client::join(&server, &t, Encoding::Json).await;
     for _ in 0..40 {
-        j.client
-            .send_raw(Message::Text(r#"{"type":"ping"}"#.into()))
-            .await;
+        j.client.send_raw(Message::Text(r#"{"type":"ping"}"#.into())).await;
     }
     assert_eq!(j.client.close_code().await, Some(1008));
 }
@@ -164,11 +150,7 @@ async fn http_errors_are_json_with_a_code() {
         .await
         .unwrap();
     assert_eq!(body(r).await, (400, "invalid_name".into()));
-    let r = http
-        .post(server.url("/v1/auth/guest"))
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(server.url("/v1/auth/guest")).send().await.unwrap();
     assert_eq!(r.status(), 200, "the body is optional");
     let ws = |q: &str| {
         http.get(server.url(&format!("/v1/ws{q}")))
@@ -177,10 +159,7 @@ async fn http_errors_are_json_with_a_code() {
             .header("Sec-WebSocket-Version", "13")
             .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
     };
-    assert_eq!(
-        body(ws("").send().await.unwrap()).await,
-        (401, "unauthorized".into())
-    );
+    assert_eq!(body(ws("").send().await.unwrap()).await, (401, "unauthorized".into()));
     assert_eq!(
         body(ws("?token=nope").send().await.unwrap()).await,
         (401, "unauthorized".into())
@@ -201,11 +180,7 @@ async fn http_errors_are_json_with_a_code() {
     let _first = Client::join(&server, &token, Encoding::Json).await;
     let r = ws(&format!("?token={token}")).send().await.unwrap();
     assert_eq!(body(r).await, (409, "character_online".into()));
-    let r = http
-        .post(server.url("/v1/admin/snapshot"))
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(server.url("/v1/admin/snapshot")).send().await.unwrap();
     assert_eq!(body(r).await, (403, "forbidden".into()));
     let r = http.get(server.url("/nope")).send().await.unwrap();
     assert_eq!(body(r).await, (404, "not_found".into()));

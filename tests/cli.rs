@@ -8,10 +8,7 @@ use std::process::Command;
 use common::*;
 
 fn orrery(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_orrery"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_orrery")).args(args).output().unwrap()
 }
 
 fn read_all(dir: &std::path::Path) -> Vec<(String, String)> {
@@ -55,11 +52,7 @@ fn generate_is_deterministic_and_validate_accepts_it() {
             "--out",
             dir.to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(read_all(&a), read_all(&b), "same seed, same files");
     let out = orrery(&["galaxy", "validate", a.to_str().unwrap()]);
@@ -106,13 +99,8 @@ async fn invalid_content_is_refused_with_the_file_and_entity_named() {
 
     let mut cfg = config(temp_dir());
     cfg.galaxy = orrery_api::GalaxySource::Dir(dir);
-    let err = orrery_api::start(cfg)
-        .await
-        .expect_err("the server does not start");
-    assert!(
-        format!("{err:#}").contains("points at no sector"),
-        "{err:#}"
-    );
+    let err = orrery_api::start(cfg).await.expect_err("the server does not start");
+    assert!(format!("{err:#}").contains("points at no sector"), "{err:#}");
 }
 
 #[test]

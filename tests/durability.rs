@@ -17,11 +17,7 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
     let (token, character) = server.guest("Persistent").await;
     let mut j = Client::join(&server, &token, Encoding::Json).await;
     let station = j.keyframe.stations[0].clone();
-    let listing = *station
-        .commodities
-        .iter()
-        .find(|l| l.quantity >= 2)
-        .unwrap();
+    let listing = *station.commodities.iter().find(|l| l.quantity >= 2).unwrap();
     let id = j
         .client
         .command(Command::Trade {
@@ -44,9 +40,7 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
         })
         .await;
     // Fly a little, then stop, and note where the ship came to rest.
-    j.client
-        .command(Command::Thrust { vx: 60.0, vy: 30.0 })
-        .await;
+    j.client.command(Command::Thrust { vx: 60.0, vy: 30.0 }).await;
     for _ in 0..5 {
         j.client.delta().await;
     }
@@ -76,12 +70,7 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
         .find(|s| s.owner == character)
         .expect("ship is back");
     assert_eq!((me.x, me.y), (x, y));
-    let book = again
-        .keyframe
-        .stations
-        .iter()
-        .find(|s| s.id == station.id)
-        .unwrap();
+    let book = again.keyframe.stations.iter().find(|s| s.id == station.id).unwrap();
     let l = book
         .commodities
         .iter()
@@ -96,17 +85,11 @@ async fn shutdown_closes_sessions_with_1001_and_parks_their_ships() {
     let data_dir = server.data_dir.clone();
     let (token, character) = server.guest("Online").await;
     let mut j = Client::join(&server, &token, Encoding::Json).await;
-    j.client
-        .command(Command::Thrust { vx: -50.0, vy: 0.0 })
-        .await;
+    j.client.command(Command::Thrust { vx: -50.0, vy: 0.0 }).await;
     let (x0, _) = j
         .client
         .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => body
-                .upserts
-                .iter()
-                .find(|s| s.owner == character)
-                .map(|s| (s.x, s.y)),
+            ServerMessage::Delta { body, .. } => body.upserts.iter().find(|s| s.owner == character).map(|s| (s.x, s.y)),
             _ => None,
         })
         .await;
@@ -118,12 +101,7 @@ async fn shutdown_closes_sessions_with_1001_and_parks_their_ships() {
     stopping.await.unwrap();
     let server = TestServer::start_with(config(data_dir)).await;
     let again = Client::join(&server, &token, Encoding::Json).await;
-    let me = again
-        .keyframe
-        .ships
-        .iter()
-        .find(|s| s.owner == character)
-        .unwrap();
+    let me = again.keyframe.ships.iter().find(|s| s.owner == character).unwrap();
     assert!(
         me.x < x0,
         "parked where it was when the server stopped, not where it was first seen"
@@ -136,9 +114,7 @@ async fn a_crashed_sector_restarts_from_its_last_state_and_resends_keyframes() {
     let server = TestServer::start().await;
     let (token, character) = server.guest("Survivor").await;
     let mut j = Client::join(&server, &token, Encoding::Binary).await;
-    j.client
-        .command(Command::Thrust { vx: 20.0, vy: 10.0 })
-        .await;
+    j.client.command(Command::Thrust { vx: 20.0, vy: 10.0 }).await;
     let (seq_before, _, _) = j.client.delta().await;
     let r = server
         .admin_post(&format!("/v1/admin/sectors/{}/crash", j.sector))
@@ -148,10 +124,9 @@ async fn a_crashed_sector_restarts_from_its_last_state_and_resends_keyframes() {
     let (seq, ship) = j
         .client
         .recv_until(|f| match &f.msg {
-            ServerMessage::Keyframe { seq, body, .. } if f.id.is_none() => Some((
-                *seq,
-                body.ships.iter().find(|s| s.owner == character).cloned(),
-            )),
+            ServerMessage::Keyframe { seq, body, .. } if f.id.is_none() => {
+                Some((*seq, body.ships.iter().find(|s| s.owner == character).cloned()))
+            }
             _ => None,
         })
         .await;
@@ -161,10 +136,7 @@ async fn a_crashed_sector_restarts_from_its_last_state_and_resends_keyframes() {
     let (next, _, delta) = j.client.delta().await;
     assert!(next > seq);
     assert!(delta.upserts.iter().any(|s| s.owner == character));
-    assert!(server
-        .metrics()
-        .await
-        .contains("orrery_sector_restarts_total"));
+    assert!(server.metrics().await.contains("orrery_sector_restarts_total"));
     // Commands work again.
     let id = j.client.send(ClientMessage::Ping).await;
     assert_eq!(
@@ -185,9 +157,7 @@ async fn too_many_restarts_escalate_to_a_region_restart_and_the_world_recovers()
         assert_eq!(server.admin_post(&path).await.status(), 202);
         // Wait for the restart's keyframe before crashing again.
         j.client
-            .recv_until(|f| {
-                matches!(&f.msg, ServerMessage::Keyframe { .. } if f.id.is_none()).then_some(())
-            })
+            .recv_until(|f| matches!(&f.msg, ServerMessage::Keyframe { .. } if f.id.is_none()).then_some(()))
             .await;
     }
     let metrics = server.metrics().await;
@@ -220,16 +190,7 @@ async fn concurrent_warps_never_leave_a_ship_in_two_sectors_or_none() {
     for i in 0..8 {
         let (t, c) = server.guest(&format!("Pilot{i}")).await;
         pilots.push((
-            Client::join(
-                &server,
-                &t,
-                if i % 2 == 0 {
-                    Encoding::Json
-                } else {
-                    Encoding::Binary
-                },
-            )
-            .await,
+            Client::join(&server, &t, if i % 2 == 0 { Encoding::Json } else { Encoding::Binary }).await,
             c,
         ));
     }
@@ -248,9 +209,7 @@ async fn concurrent_warps_never_leave_a_ship_in_two_sectors_or_none() {
                         .client
                         .recv_until(|f| match &f.msg {
                             ServerMessage::Warped { to, .. } if f.id == Some(id) => Some(Ok(*to)),
-                            ServerMessage::Error { code, .. } if f.id == Some(id) => {
-                                Some(Err(code.clone()))
-                            }
+                            ServerMessage::Error { code, .. } if f.id == Some(id) => Some(Err(code.clone())),
                             _ => None,
                         })
                         .await;
@@ -274,9 +233,7 @@ async fn concurrent_warps_never_leave_a_ship_in_two_sectors_or_none() {
         let (sector, ships) = j
             .client
             .recv_until(|f| match &f.msg {
-                ServerMessage::Keyframe { sector, body, .. } if f.id == Some(id) => {
-                    Some((*sector, body.ships.clone()))
-                }
+                ServerMessage::Keyframe { sector, body, .. } if f.id == Some(id) => Some((*sector, body.ships.clone())),
                 _ => None,
             })
             .await;

@@ -27,18 +27,11 @@ async fn thrust_shows_in_consecutive_deltas(encoding: Encoding) {
     assert_eq!((me.vx, me.vy), (0.0, 0.0));
     let (x0, y0) = (me.x, me.y);
 
-    client
-        .command(Command::Thrust {
-            vx: 40.0,
-            vy: -20.0,
-        })
-        .await;
+    client.command(Command::Thrust { vx: 40.0, vy: -20.0 }).await;
     // The first delta showing the new velocity; every later delta moves the ship by v * dt.
     let (mut last_seq, mut last_tick, mut last) = client
         .recv_until(|f| match &f.msg {
-            ServerMessage::Delta {
-                seq, tick, body, ..
-            } => body
+            ServerMessage::Delta { seq, tick, body, .. } => body
                 .upserts
                 .iter()
                 .find(|s| s.owner == character && s.vx == 40.0)
@@ -48,19 +41,12 @@ async fn thrust_shows_in_consecutive_deltas(encoding: Encoding) {
         .await;
     assert!(last_seq > seq, "deltas continue the keyframe's sequence");
     assert_eq!(last.vy, -20.0);
-    assert!(
-        (last.x - (x0 + 2.0)).abs() < 1e-3,
-        "moved one step of 40 * 0.05"
-    );
+    assert!((last.x - (x0 + 2.0)).abs() < 1e-3, "moved one step of 40 * 0.05");
     assert!((last.y - (y0 - 1.0)).abs() < 1e-3);
     for _ in 0..10 {
         let (seq, tick, delta) = client.delta().await;
         assert_eq!(seq, last_seq + 1, "seq increases by one per delta");
-        assert_eq!(
-            tick,
-            last_tick + 1,
-            "a moving ship changes the sector every tick"
-        );
+        assert_eq!(tick, last_tick + 1, "a moving ship changes the sector every tick");
         let s = delta
             .upserts
             .iter()
@@ -98,15 +84,8 @@ async fn deltas_arrive_at_the_tick_rate() {
     }
     let secs = started.elapsed().as_secs_f64();
     let rate = f64::from(n) / secs;
-    assert!(
-        (15.0..=25.0).contains(&rate),
-        "{rate:.1} deltas/s, expected about 20"
-    );
-    assert_eq!(
-        u64::from(n),
-        tick - first_tick,
-        "one delta per tick while moving"
-    );
+    assert!((15.0..=25.0).contains(&rate), "{rate:.1} deltas/s, expected about 20");
+    assert_eq!(u64::from(n), tick - first_tick, "one delta per tick while moving");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,17 +95,12 @@ async fn other_ships_appear_and_leave_in_deltas() {
     let (t2, c2) = server.guest("Two").await;
     let mut one = Client::join(&server, &t1, Encoding::Json).await;
     let two = Client::join(&server, &t2, Encoding::Binary).await;
-    assert_eq!(
-        one.sector, two.sector,
-        "new characters start in the spawn sector"
-    );
+    assert_eq!(one.sector, two.sector, "new characters start in the spawn sector");
     assert!(two.keyframe.ships.iter().any(|s| s.owner == c2));
     let appeared = one
         .client
         .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => {
-                body.upserts.iter().find(|s| s.owner == c2).map(|s| s.id)
-            }
+            ServerMessage::Delta { body, .. } => body.upserts.iter().find(|s| s.owner == c2).map(|s| s.id),
             _ => None,
         })
         .await;
@@ -154,9 +128,7 @@ async fn resync_and_ping_are_answered_with_the_request_id() {
     let (rid, sector, ships) = j
         .client
         .recv_until(|f| match &f.msg {
-            ServerMessage::Keyframe { sector, body, .. } => {
-                Some((f.id, *sector, body.ships.clone()))
-            }
+            ServerMessage::Keyframe { sector, body, .. } => Some((f.id, *sector, body.ships.clone())),
             _ => None,
         })
         .await;
@@ -172,19 +144,14 @@ async fn json_frames_are_flat_objects_with_a_type() {
     let (token, _) = server.guest("Flat").await;
     let mut c = Client::connect(&server, &token, Encoding::Json).await;
     let text = |m: tokio_tungstenite::tungstenite::Message| m.into_text().unwrap().to_string();
-    let welcome: serde_json::Value =
-        serde_json::from_str(&text(c.ws.next().await.unwrap().unwrap())).unwrap();
+    let welcome: serde_json::Value = serde_json::from_str(&text(c.ws.next().await.unwrap().unwrap())).unwrap();
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["tick_hz"], 20);
     assert!(welcome["character"]["credits"].is_u64());
-    let keyframe: serde_json::Value =
-        serde_json::from_str(&text(c.ws.next().await.unwrap().unwrap())).unwrap();
+    let keyframe: serde_json::Value = serde_json::from_str(&text(c.ws.next().await.unwrap().unwrap())).unwrap();
     assert_eq!(keyframe["type"], "keyframe");
     for field in ["sector", "seq", "tick", "ships", "stations", "warps"] {
-        assert!(
-            keyframe.get(field).is_some(),
-            "keyframe has `{field}`: {keyframe}"
-        );
+        assert!(keyframe.get(field).is_some(), "keyframe has `{field}`: {keyframe}");
     }
     let ship = &keyframe["ships"][0];
     for field in ["id", "owner", "x", "y", "vx", "vy"] {

@@ -91,16 +91,12 @@ async fn warp_to_a_neighbour_moves_the_ship_and_its_subscription() {
         })
         .await;
     assert!(ships.iter().any(|s| s.owner == c1));
-    w.client
-        .command(Command::Thrust { vx: 10.0, vy: 0.0 })
-        .await;
+    w.client.command(Command::Thrust { vx: 10.0, vy: 0.0 }).await;
     w.client
         .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { sector, body, .. } if *sector == target => body
-                .upserts
-                .iter()
-                .any(|s| s.owner == c1 && s.vx == 10.0)
-                .then_some(()),
+            ServerMessage::Delta { sector, body, .. } if *sector == target => {
+                body.upserts.iter().any(|s| s.owner == c1 && s.vx == 10.0).then_some(())
+            }
             _ => None,
         })
         .await;
@@ -236,11 +232,7 @@ async fn trade_changes_stock_credits_and_cargo_together() {
                 .stations
                 .iter()
                 .find(|s| s.id == station.id)
-                .and_then(|s| {
-                    s.commodities
-                        .iter()
-                        .find(|l| l.commodity == listing.commodity)
-                })
+                .and_then(|s| s.commodities.iter().find(|l| l.commodity == listing.commodity))
                 .map(|l| l.quantity),
             _ => None,
         })
@@ -257,10 +249,7 @@ async fn trade_changes_stock_credits_and_cargo_together() {
             qty: 4,
         })
         .await;
-    assert_eq!(
-        j.client.error_for(sell_too_much).await.0,
-        "not_enough_cargo"
-    );
+    assert_eq!(j.client.error_for(sell_too_much).await.0, "not_enough_cargo");
     let nowhere = j
         .client
         .command(Command::Trade {
@@ -282,12 +271,7 @@ async fn trade_changes_stock_credits_and_cargo_together() {
         .await;
     let code = j.client.error_for(hold).await.0;
     assert!(
-        [
-            "not_enough_cargo_space",
-            "not_enough_stock",
-            "not_enough_credits"
-        ]
-        .contains(&code.as_str()),
+        ["not_enough_cargo_space", "not_enough_stock", "not_enough_credits"].contains(&code.as_str()),
         "{code}"
     );
     // Selling back what was bought works and returns the cargo to zero.
@@ -301,9 +285,7 @@ async fn trade_changes_stock_credits_and_cargo_together() {
         })
         .await;
     let Event::TradeResult {
-        cargo,
-        credits: after,
-        ..
+        cargo, credits: after, ..
     } = j
         .client
         .recv_until(|f| match &f.msg {
@@ -353,23 +335,13 @@ async fn sector_chat_stays_in_the_sector_and_global_chat_reaches_everyone() {
     };
     assert_eq!(
         c.client.recv_until(chat).await,
-        (
-            ChatChannel::Sector,
-            cb,
-            "Speaker".into(),
-            "hello sector".into()
-        )
+        (ChatChannel::Sector, cb, "Speaker".into(), "hello sector".into())
     );
     assert_eq!(c.client.recv_until(chat).await.3, "hello galaxy");
     // The first chat the distant client sees is the global one.
     assert_eq!(
         a.client.recv_until(chat).await,
-        (
-            ChatChannel::Global,
-            cb,
-            "Speaker".into(),
-            "hello galaxy".into()
-        )
+        (ChatChannel::Global, cb, "Speaker".into(), "hello galaxy".into())
     );
     let id = b
         .client

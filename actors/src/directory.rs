@@ -228,10 +228,7 @@ impl<G: Game> Directory<G> {
 
     /// Every live session.
     pub fn sessions(&self) -> Vec<Arc<SessionLink>> {
-        self.sessions
-            .iter()
-            .map(|e| Arc::clone(e.value()))
-            .collect()
+        self.sessions.iter().map(|e| Arc::clone(e.value())).collect()
     }
 
     /// Number of live sessions.

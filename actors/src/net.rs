@@ -138,8 +138,7 @@ impl FrameReader {
                 Opcode::Ping => return Ok(Some(WsEvent::Ping(payload))),
                 Opcode::Pong => return Ok(Some(WsEvent::Pong)),
                 Opcode::Close => {
-                    let code =
-                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
                     return Ok(Some(WsEvent::Close(code)));
                 }
                 Opcode::Text | Opcode::Binary => {
@@ -434,8 +433,7 @@ impl Conn {
                     self.dead.store(true, Ordering::Release);
                     // Give the peer a moment to answer the close frame, then end the read side too.
                     tokio::time::sleep(CLOSE_GRACE).await;
-                    let _ = socket2::SockRef::from(self.stream.as_ref())
-                        .shutdown(std::net::Shutdown::Both);
+                    let _ = socket2::SockRef::from(self.stream.as_ref()).shutdown(std::net::Shutdown::Both);
                     return;
                 }
                 self.wake.notified().await;
@@ -508,10 +506,7 @@ mod tests {
         r.push(&masked(2, false, b"ab"));
         r.push(&masked(9, true, b"p"));
         r.push(&masked(0, true, b"cd"));
-        assert_eq!(
-            r.next_event().unwrap(),
-            Some(WsEvent::Ping(Bytes::from_static(b"p")))
-        );
+        assert_eq!(r.next_event().unwrap(), Some(WsEvent::Ping(Bytes::from_static(b"p"))));
         assert_eq!(
             r.next_event().unwrap(),
             Some(WsEvent::Binary(Bytes::from_static(b"abcd")))

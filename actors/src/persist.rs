@@ -37,10 +37,8 @@ impl Persister {
                 let started = std::time::Instant::now();
                 match store.save(&batch.sectors, &batch.avatars).await {
                     Ok(()) => {
-                        metrics::counter!("orrery_snapshots_written_total")
-                            .increment(batch.sectors.len() as u64);
-                        metrics::histogram!("orrery_snapshot_write_seconds")
-                            .record(started.elapsed().as_secs_f64());
+                        metrics::counter!("orrery_snapshots_written_total").increment(batch.sectors.len() as u64);
+                        metrics::histogram!("orrery_snapshot_write_seconds").record(started.elapsed().as_secs_f64());
                     }
                     Err(e) => {
                         metrics::counter!("orrery_snapshot_errors_total").increment(1);

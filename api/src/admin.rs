@@ -18,11 +18,7 @@ const ADMIN_CALL_MS: u64 = 10_000;
 
 fn require_admin<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<(), ApiError> {
     match (&app.admin_token, bearer(headers)) {
-        (Some(expected), Some(given))
-            if constant_time_eq(expected.as_bytes(), given.as_bytes()) =>
-        {
-            Ok(())
-        }
+        (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.as_bytes()) => Ok(()),
         _ => Err(ApiError::Forbidden),
     }
 }
@@ -32,8 +28,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::BadRequest("invalid_id", format!("{raw:?} is not a UUID")))
+    Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest("invalid_id", format!("{raw:?} is not a UUID")))
 }
 
 /// `GET /v1/admin/regions`: every region with its sectors and whether its supervisor runs.
@@ -74,8 +69,7 @@ pub(crate) async fn region_action<G: Game>(
     }
     let running = match action.as_str() {
         "start" => ractor::call_t!(app.node.manager, ManagerMsg::StartRegion, ADMIN_CALL_MS, id),
-        "stop" => ractor::call_t!(app.node.manager, ManagerMsg::StopRegion, ADMIN_CALL_MS, id)
-            .map(|_| false),
+        "stop" => ractor::call_t!(app.node.manager, ManagerMsg::StopRegion, ADMIN_CALL_MS, id).map(|_| false),
         _ => return Err(ApiError::NotFound(format!("action {action}"))),
     }
     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -113,8 +107,5 @@ pub(crate) async fn crash_sector<G: Game>(
     if !app.node.inject_crash(id) {
         return Err(ApiError::NotFound(format!("sector {id}")));
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "sector": id, "crash": "injected" })),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(json!({ "sector": id, "crash": "injected" }))))
 }

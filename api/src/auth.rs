@@ -21,6 +21,8 @@ pub const MAX_NAME: usize = 32;
 #[serde(deny_unknown_fields)]
 struct GuestRequest {
     name: Option<String>,
+    /// The sector to start in (only when the server allows spawn choice, e.g. for load tests).
+    sector: Option<Uuid>,
 }
 
 /// The answer to a guest login.
@@ -53,23 +55,30 @@ pub(crate) async fn guest<G: Game>(
     let req: GuestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         GuestRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(
-                "invalid_body",
-                format!("expected {{\"name\": \"...\"}}: {e}"),
-            )
-        })?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest("invalid_body", format!("expected {{\"name\": \"...\"}}: {e}")))?
     };
     let name = match req.name {
         Some(n) => valid_name(&n)?,
         None => format!("guest-{}", &Uuid::new_v4().simple().to_string()[..6]),
     };
+    if let Some(sector) = req.sector {
+        if !app.allow_spawn_choice {
+            return Err(ApiError::BadRequest(
+                "spawn_choice_disabled",
+                "this server does not let guests choose their sector (--allow-spawn-choice)".into(),
+            ));
+        }
+        if !app.node.directory.has_sector(sector) {
+            return Err(ApiError::NotFound(format!("sector {sector}")));
+        }
+    }
     let token = new_token();
     let Identity {
         account_id,
         character_id,
         name,
-    } = app.node.store.create_guest(&name, &token).await?;
+    } = app.node.store.create_guest(&name, &token, req.sector).await?;
     Ok(Json(GuestResponse {
         token,
         account_id,
@@ -78,11 +87,25 @@ pub(crate) async fn guest<G: Game>(
     }))
 }
 
+/// `GET /v1/world`: the regions and sectors of the world (public).
+pub(crate) async fn world<G: Game>(State(app): State<Arc<App<G>>>) -> Json<serde_json::Value> {
+    let regions: Vec<serde_json::Value> = app
+        .node
+        .game
+        .layout()
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "name": r.name, "nexus": r.nexus,
+                "sectors": r.sectors.iter().map(|s| serde_json::json!({"id": s.id, "name": s.name})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "regions": regions }))
+}
+
 /// The token of a request: `?token=` or `Authorization: Bearer`.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
 }

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Whether `POST /v1/auth/guest` is open.
     pub guest_login: bool,
+    /// Whether a guest may choose its starting sector (`"sector"` in the guest login body); for load tests.
+    pub allow_spawn_choice: bool,
     /// Hard limit of a graceful shutdown.
     pub shutdown_timeout: Duration,
 }
@@ -44,6 +46,7 @@ impl Default for ServerConfig {
             engine: EngineConfig::default(),
             admin_token: None,
             guest_login: true,
+            allow_spawn_choice: false,
             shutdown_timeout: Duration::from_secs(10),
         }
     }

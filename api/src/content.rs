@@ -9,22 +9,12 @@ use orrery_engine::galaxy::{ContentError, ContentFormat, Galaxy};
 #[derive(Debug, thiserror::Error)]
 pub enum ContentLoadError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{dir}: {errors}", errors = .errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
-    Invalid {
-        dir: PathBuf,
-        errors: Vec<ContentError>,
-    },
+    Invalid { dir: PathBuf, errors: Vec<ContentError> },
 }
 
-fn collect(
-    root: &Path,
-    dir: &Path,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), ContentLoadError> {
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), ContentLoadError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ContentLoadError::Io { path, source }
@@ -61,11 +51,7 @@ pub fn load_dir(dir: &Path) -> Result<Galaxy, ContentLoadError> {
 }
 
 /// Writes a galaxy as a content directory.
-pub fn write_dir(
-    galaxy: &Galaxy,
-    dir: &Path,
-    format: ContentFormat,
-) -> Result<usize, ContentLoadError> {
+pub fn write_dir(galaxy: &Galaxy, dir: &Path, format: ContentFormat) -> Result<usize, ContentLoadError> {
     let files = galaxy.to_files(format);
     for (rel, text) in &files {
         let path = dir.join(rel);

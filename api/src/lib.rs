@@ -45,6 +45,7 @@ pub struct App<G: Game> {
     pub metrics: PrometheusHandle,
     pub admin_token: Option<String>,
     pub guest_login: bool,
+    pub allow_spawn_choice: bool,
     shutting_down: AtomicBool,
 }
 
@@ -62,17 +63,12 @@ pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
         .route("/readyz", get(health::readyz::<G>))
         .route("/metrics", get(health::metrics::<G>))
         .route("/v1/auth/guest", post(auth::guest::<G>))
+        .route("/v1/world", get(auth::world::<G>))
         .route("/v1/ws", get(ws::upgrade::<G>))
         .route("/v1/admin/regions", get(admin::regions::<G>))
-        .route(
-            "/v1/admin/regions/{id}/{action}",
-            post(admin::region_action::<G>),
-        )
+        .route("/v1/admin/regions/{id}/{action}", post(admin::region_action::<G>))
         .route("/v1/admin/snapshot", post(admin::snapshot::<G>))
-        .route(
-            "/v1/admin/sectors/{id}/crash",
-            post(admin::crash_sector::<G>),
-        )
+        .route("/v1/admin/sectors/{id}/crash", post(admin::crash_sector::<G>))
         .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
         .with_state(app)
 }
@@ -95,9 +91,7 @@ pub struct RunningServer {
 
 impl std::fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningServer")
-            .field("addr", &self.addr)
-            .finish()
+        f.debug_struct("RunningServer").field("addr", &self.addr).finish()
     }
 }
 
@@ -153,6 +147,7 @@ pub async fn start_with<G: Game>(
         metrics,
         admin_token: config.admin_token.clone(),
         guest_login: config.guest_login,
+        allow_spawn_choice: config.allow_spawn_choice,
         shutting_down: AtomicBool::new(false),
     });
     let stop = CancellationToken::new();

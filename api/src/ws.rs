@@ -73,8 +73,7 @@ pub(crate) async fn upgrade<G: Game>(
         return Err(ApiError::Unavailable);
     }
     let headers = req.headers();
-    let is_ws = header_has(headers, header::UPGRADE, "websocket")
-        && header_has(headers, header::CONNECTION, "upgrade");
+    let is_ws = header_has(headers, header::UPGRADE, "websocket") && header_has(headers, header::CONNECTION, "upgrade");
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let (Some(key), true) = (key, is_ws) else {
         return Err(ApiError::BadRequest(
@@ -82,21 +81,14 @@ pub(crate) async fn upgrade<G: Game>(
             "this endpoint needs a WebSocket upgrade request".into(),
         ));
     };
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok())
-        != Some("13")
-    {
+    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
         return Err(ApiError::BadRequest(
             "unsupported_version",
             "Sec-WebSocket-Version must be 13".into(),
         ));
     }
     let (encoding, echo_protocol) = negotiate(headers)?;
-    let token = q
-        .token
-        .or_else(|| bearer(headers))
-        .ok_or(ApiError::Unauthorized)?;
+    let token = q.token.or_else(|| bearer(headers)).ok_or(ApiError::Unauthorized)?;
     let identity = app
         .node
         .store
@@ -104,11 +96,7 @@ pub(crate) async fn upgrade<G: Game>(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let session = Uuid::new_v4();
-    if !app
-        .node
-        .directory
-        .reserve_character(identity.character_id, session)
-    {
+    if !app.node.directory.reserve_character(identity.character_id, session) {
         return Err(ApiError::CharacterOnline);
     }
     let on_upgrade = hyper::upgrade::on(&mut req);

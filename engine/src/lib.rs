@@ -12,6 +12,5 @@ pub mod spacetrade;
 pub mod turns;
 
 pub use game::{
-    CharacterSeed, EntityId, Game, GameError, Millis, Outcome, RegionId, RegionLayout, SectorId,
-    SectorLayout,
+    CharacterSeed, EntityId, Game, GameError, Millis, Outcome, RegionId, RegionLayout, SectorId, SectorLayout,
 };

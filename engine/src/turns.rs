@@ -64,10 +64,7 @@ impl TurnPool {
     pub fn spend(&mut self, n: u32, now: Millis, cfg: &TurnConfig) -> Result<(), NotEnoughTurns> {
         let available = self.available(now, cfg);
         if n > available {
-            return Err(NotEnoughTurns {
-                needed: n,
-                available,
-            });
+            return Err(NotEnoughTurns { needed: n, available });
         }
         self.settle(now, cfg);
         self.turns -= n;
@@ -115,10 +112,7 @@ mod tests {
     };
 
     fn pool(turns: u32, at: Millis) -> TurnPool {
-        TurnPool {
-            turns,
-            updated_at: at,
-        }
+        TurnPool { turns, updated_at: at }
     }
 
     #[test]

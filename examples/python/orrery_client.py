@@ -688,9 +688,20 @@ def step_warp(s: Session) -> None:
           f"{len(k['ships'])} ship(s), {len(k['stations'])} station(s), {len(k['warps'])} warp(s)")
     ship = s.my_ship()
     print(f"  my ship is in the new keyframe at x={ship['x']} y={ship['y']} v=({ship['vx']}, {ship['vy']})")
-    # From now on deltas of the new sector only.
+    # From now on deltas of the new sector only: fly a little here (so the final position is not the arrival point,
+    # which makes the persistence check meaningful), then stop.
     foreign_before = s.foreign_deltas
-    s.pump(0.3)
+    seq0, start = s.seq, (ship["x"], ship["y"])
+    vx = 40.0 if start[0] < s.size / 2 else -40.0
+    vy = -25.0 if start[1] > s.size / 2 else 25.0
+    s.send({"type": "thrust", "vx": vx, "vy": vy})
+    s.pump(0.5)
+    step_stop(s)
+    end = s.my_ship()
+    check((end["x"] - start[0]) * vx > 0 and (end["y"] - start[1]) * vy > 0,
+          f"in the new sector the ship did not move in the thrust direction: {start} -> {end}")
+    print(f"  flew in the new sector: deltas seq {seq0 + 1}..{s.seq}, ({start[0]:.2f}, {start[1]:.2f}) -> "
+          f"({end['x']:.2f}, {end['y']:.2f})")
     check(s.foreign_deltas == foreign_before, "deltas of the old sector kept arriving after warped")
 
 

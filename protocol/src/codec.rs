@@ -62,9 +62,7 @@ impl DecodeError {
 
 /// Engine message types in the JSON `type` namespace (everything else belongs to the game).
 const CLIENT_TYPES: &[&str] = &["ping", "resync", "chat"];
-const SERVER_TYPES: &[&str] = &[
-    "welcome", "keyframe", "delta", "warped", "chat", "pong", "error",
-];
+const SERVER_TYPES: &[&str] = &["welcome", "keyframe", "delta", "warped", "chat", "pong", "error"];
 /// Server messages whose `body` field is spread into the JSON object.
 const SPREAD_BODY: &[&str] = &["keyframe", "delta"];
 const BODY: &str = "body";
@@ -142,30 +140,15 @@ fn split(text: &str) -> Result<Parts, DecodeError> {
     };
     let id = match map.remove("id") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            DecodeError::new(
-                None,
-                codes::INVALID_MESSAGE,
-                "`id` must be an unsigned integer",
-            )
-        })?),
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| DecodeError::new(None, codes::INVALID_MESSAGE, "`id` must be an unsigned integer"))?,
+        ),
     };
     let tag = match map.remove("type") {
         Some(Value::String(t)) => t,
-        Some(_) => {
-            return Err(DecodeError::new(
-                id,
-                codes::INVALID_MESSAGE,
-                "`type` must be a string",
-            ))
-        }
-        None => {
-            return Err(DecodeError::new(
-                id,
-                codes::INVALID_MESSAGE,
-                "missing `type`",
-            ))
-        }
+        Some(_) => return Err(DecodeError::new(id, codes::INVALID_MESSAGE, "`type` must be a string")),
+        None => return Err(DecodeError::new(id, codes::INVALID_MESSAGE, "missing `type`")),
     };
     Ok((id, tag, map))
 }
@@ -173,17 +156,9 @@ fn split(text: &str) -> Result<Parts, DecodeError> {
 fn classify(id: Option<u64>, tag: &str, err: serde_json::Error) -> DecodeError {
     let text = err.to_string();
     if text.starts_with(&format!("unknown variant `{tag}`")) {
-        DecodeError::new(
-            id,
-            codes::UNKNOWN_TYPE,
-            format!("unknown message type `{tag}`"),
-        )
+        DecodeError::new(id, codes::UNKNOWN_TYPE, format!("unknown message type `{tag}`"))
     } else {
-        DecodeError::new(
-            id,
-            codes::INVALID_MESSAGE,
-            format!("invalid `{tag}` message: {text}"),
-        )
+        DecodeError::new(id, codes::INVALID_MESSAGE, format!("invalid `{tag}` message: {text}"))
     }
 }
 
@@ -272,8 +247,7 @@ pub fn server_from_json<G: Game>(text: &str) -> Result<ServerFrame<G>, DecodeErr
 
 /// Decodes a server binary frame (for Rust clients).
 pub fn server_from_bin<G: Game>(bytes: &[u8]) -> Result<ServerFrame<G>, DecodeError> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| DecodeError::new(None, codes::MALFORMED, format!("undecodable: {e}")))
+    postcard::from_bytes(bytes).map_err(|e| DecodeError::new(None, codes::MALFORMED, format!("undecodable: {e}")))
 }
 
 #[cfg(test)]
@@ -293,10 +267,7 @@ mod tests {
 
     #[test]
     fn documented_binary_examples_are_exact() {
-        let thrust = ClientFrame::new(
-            Some(7),
-            ClientMessage::Game(Command::Thrust { vx: 1.0, vy: 0.0 }),
-        );
+        let thrust = ClientFrame::new(Some(7), ClientMessage::Game(Command::Thrust { vx: 1.0, vy: 0.0 }));
         assert_eq!(
             client_to_bin(&thrust),
             vec![0x01, 0x07, 0x03, 0x00, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x00]
@@ -319,10 +290,7 @@ mod tests {
                     text: "hi".into(),
                 },
             ),
-            ClientFrame::new(
-                Some(3),
-                ClientMessage::Game(Command::Thrust { vx: 1.5, vy: -2.0 }),
-            ),
+            ClientFrame::new(Some(3), ClientMessage::Game(Command::Thrust { vx: 1.5, vy: -2.0 })),
             ClientFrame::new(Some(4), ClientMessage::Game(Command::Warp { to })),
             ClientFrame::new(
                 Some(5),

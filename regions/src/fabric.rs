@@ -81,11 +81,7 @@ impl<G: Game> NodeFabric<G> {
     }
 
     /// Schedules another delivery attempt of a transfer (every 50 ms, up to 10 s, then back to its origin).
-    pub(crate) fn retry_later(
-        &self,
-        mut t: Transfer<G>,
-        again: impl FnOnce(&Arc<Self>, Transfer<G>) + Send + 'static,
-    ) {
+    pub(crate) fn retry_later(&self, mut t: Transfer<G>, again: impl FnOnce(&Arc<Self>, Transfer<G>) + Send + 'static) {
         t.attempts += 1;
         let Some(fabric) = self.me.upgrade() else {
             return error!("node is gone; transfer dropped at shutdown");

@@ -41,11 +41,7 @@ pub struct ManagerState<G: Game> {
 }
 
 impl<G: Game> ManagerState<G> {
-    async fn start(
-        &mut self,
-        myself: &ActorRef<ManagerMsg>,
-        id: RegionId,
-    ) -> Result<bool, ActorProcessingErr> {
+    async fn start(&mut self, myself: &ActorRef<ManagerMsg>, id: RegionId) -> Result<bool, ActorProcessingErr> {
         let Some(m) = self.regions.get_mut(&id) else {
             return Ok(false);
         };
@@ -165,11 +161,7 @@ impl<G: Game> Actor for RegionManager<G> {
         }
         let now = Instant::now();
         let window = m.args.config.restart_window;
-        while m
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > window)
-        {
+        while m.restarts.front().is_some_and(|t| now.duration_since(*t) > window) {
             m.restarts.pop_front();
         }
         m.restarts.push_back(now);

@@ -58,13 +58,8 @@ impl<G: Game> Actor for NodeRoot<G> {
             fabric: Arc::clone(&args.fabric),
         };
         Actor::spawn_linked(None, Nexus::<G>::default(), nexus_args, myself.get_cell()).await?;
-        let (manager, _) = Actor::spawn_linked(
-            None,
-            RegionManager::<G>::default(),
-            args.regions,
-            myself.get_cell(),
-        )
-        .await?;
+        let (manager, _) =
+            Actor::spawn_linked(None, RegionManager::<G>::default(), args.regions, myself.get_cell()).await?;
         Ok(RootState {
             directory: args.directory,
             fabric: args.fabric,
@@ -93,11 +88,7 @@ impl<G: Game> Actor for NodeRoot<G> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, err) = event {
-            if state
-                .fabric
-                .nexus()
-                .is_some_and(|n| n.get_id() == cell.get_id())
-            {
+            if state.fabric.nexus().is_some_and(|n| n.get_id() == cell.get_id()) {
                 warn!(error = %err, "nexus failed; restarting it");
                 let args = NexusArgs {
                     directory: Arc::clone(&state.directory),
@@ -165,21 +156,12 @@ fn restore<G: Game>(
 
 impl<G: Game> Node<G> {
     /// Builds and starts the actor tree.
-    pub async fn start(
-        game: Arc<G>,
-        store: SharedStore,
-        config: EngineConfig,
-    ) -> Result<Self, NodeError> {
+    pub async fn start(game: Arc<G>, store: SharedStore, config: EngineConfig) -> Result<Self, NodeError> {
         let config = Arc::new(config);
         let directory = Directory::<G>::new();
         let fabric = NodeFabric::new(Arc::clone(&directory));
         let (persister, persister_task) = Persister::start(Arc::clone(&store));
-        let snapshots: HashMap<SectorId, _> = store
-            .load_sectors()
-            .await?
-            .into_iter()
-            .map(|s| (s.sector, s))
-            .collect();
+        let snapshots: HashMap<SectorId, _> = store.load_sectors().await?.into_iter().map(|s| (s.sector, s)).collect();
         let mut region_of_sector = HashMap::new();
         let mut regions = Vec::new();
         for region in game.layout() {
@@ -187,8 +169,7 @@ impl<G: Game> Node<G> {
             for sector in &region.sectors {
                 directory.add_sector(sector.id, region.id, sector.name.clone());
                 region_of_sector.insert(sector.id, region.id);
-                let (state, seq, tick) =
-                    restore(game.as_ref(), sector.id, snapshots.get(&sector.id));
+                let (state, seq, tick) = restore(game.as_ref(), sector.id, snapshots.get(&sector.id));
                 cells.push(SectorCell::new(
                     sector.id,
                     region.id,
@@ -218,12 +199,8 @@ impl<G: Game> Node<G> {
         let (root, _) = Actor::spawn(None, NodeRoot::<G>(std::marker::PhantomData), root_args)
             .await
             .map_err(|e| NodeError::Spawn(e.to_string()))?;
-        let manager = ractor::call_t!(root, RootMsg::Manager, 5_000)
-            .map_err(|e| NodeError::Spawn(e.to_string()))?;
-        info!(
-            sectors = region_of_sector.len(),
-            restored, "actor tree running"
-        );
+        let manager = ractor::call_t!(root, RootMsg::Manager, 5_000).map_err(|e| NodeError::Spawn(e.to_string()))?;
+        info!(sectors = region_of_sector.len(), restored, "actor tree running");
         Ok(Self {
             game,
             directory,
@@ -266,8 +243,7 @@ impl<G: Game> Node<G> {
     pub async fn shutdown(&self, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         for link in self.directory.sessions() {
-            link.conn
-                .close(codes::CLOSE_GOING_AWAY, "server shutting down");
+            link.conn.close(codes::CLOSE_GOING_AWAY, "server shutting down");
         }
         while self.directory.session_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -105,12 +105,7 @@ impl TestServer {
     }
 
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.url(path)).bearer_auth(ADMIN).send().await.unwrap()
     }
 
     /// The value of an unlabelled counter or gauge in `/metrics` (0 when absent).
@@ -165,9 +160,7 @@ impl Client {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(encoding.subprotocol()),
         );
-        let (ws, resp) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("websocket connects");
+        let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
         assert_eq!(
             resp.headers().get("Sec-WebSocket-Protocol").unwrap(),
             encoding.subprotocol()
@@ -180,11 +173,7 @@ impl Client {
     }
 
     /// Connects over a socket with a tiny receive buffer (4 KiB), to play a slow client.
-    pub async fn connect_small_buffer(
-        server: &TestServer,
-        token: &str,
-        encoding: Encoding,
-    ) -> Client {
+    pub async fn connect_small_buffer(server: &TestServer, token: &str, encoding: Encoding) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let stream = socket.connect(server.addr()).await.unwrap();
@@ -226,10 +215,7 @@ impl Client {
         };
         let (keyframe, seq) = match client.recv().await.msg {
             ServerMessage::Keyframe {
-                sector: s,
-                body,
-                seq,
-                ..
+                sector: s, body, seq, ..
             } => {
                 assert_eq!(s, sector);
                 (body, seq)
@@ -276,22 +262,12 @@ impl Client {
                 .expect("frame ok");
             match next {
                 Message::Text(t) => {
-                    assert_eq!(
-                        self.encoding,
-                        Encoding::Json,
-                        "text frame on a binary session"
-                    );
-                    return codec::server_from_json::<SpaceTrade>(&t)
-                        .expect("decodable JSON frame");
+                    assert_eq!(self.encoding, Encoding::Json, "text frame on a binary session");
+                    return codec::server_from_json::<SpaceTrade>(&t).expect("decodable JSON frame");
                 }
                 Message::Binary(b) => {
-                    assert_eq!(
-                        self.encoding,
-                        Encoding::Binary,
-                        "binary frame on a JSON session"
-                    );
-                    return codec::server_from_bin::<SpaceTrade>(&b)
-                        .expect("decodable binary frame");
+                    assert_eq!(self.encoding, Encoding::Binary, "binary frame on a JSON session");
+                    return codec::server_from_bin::<SpaceTrade>(&b).expect("decodable binary frame");
                 }
                 Message::Close(c) => panic!("connection closed: {c:?}"),
                 _ => continue,
@@ -303,10 +279,7 @@ impl Client {
     pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Frame) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected frame did not arrive"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "expected frame did not arrive");
             let f = self.recv().await;
             if let Some(t) = pick(&f) {
                 return t;
@@ -317,9 +290,7 @@ impl Client {
     /// The error frame answering request `id`.
     pub async fn error_for(&mut self, id: u64) -> (String, String) {
         self.recv_until(|f| match &f.msg {
-            ServerMessage::Error { code, message } if f.id == Some(id) => {
-                Some((code.clone(), message.clone()))
-            }
+            ServerMessage::Error { code, message } if f.id == Some(id) => Some((code.clone(), message.clone())),
             _ => None,
         })
         .await
@@ -328,9 +299,7 @@ impl Client {
     /// The next delta.
     pub async fn delta(&mut self) -> (u64, u64, Delta) {
         self.recv_until(|f| match &f.msg {
-            ServerMessage::Delta {
-                seq, tick, body, ..
-            } => Some((*seq, *tick, body.clone())),
+            ServerMessage::Delta { seq, tick, body, .. } => Some((*seq, *tick, body.clone())),
             _ => None,
         })
         .await
@@ -355,10 +324,7 @@ impl Client {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
         // Drain until the server's close arrives so the session has parked the ship.
-        let _ = tokio::time::timeout(WAIT, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+        let _ = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
     }
 }
 

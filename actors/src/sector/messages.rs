@@ -40,10 +40,7 @@ pub enum SectorMsg<G: Game> {
         req_id: Option<u64>,
     },
     /// A line on the sector chat channel.
-    SayInSector {
-        link: Arc<SessionLink>,
-        text: String,
-    },
+    SayInSector { link: Arc<SessionLink>, text: String },
     /// Encode the current state for the store (periodic snapshots use the persister instead).
     Snapshot(RpcReplyPort<PersistBatch>),
     /// Debug hook: panic inside the handler, to exercise supervision.

@@ -105,14 +105,7 @@ impl<G: Game> std::fmt::Debug for SectorCell<G> {
 
 impl<G: Game> SectorCell<G> {
     /// A cell holding a sector's initial (or restored) state.
-    pub fn new(
-        id: SectorId,
-        region: RegionId,
-        name: String,
-        state: G::Sector,
-        seq: u64,
-        tick: u64,
-    ) -> Arc<Self> {
+    pub fn new(id: SectorId, region: RegionId, name: String, state: G::Sector, seq: u64, tick: u64) -> Arc<Self> {
         Arc::new(Self {
             id,
             region,
@@ -162,6 +155,7 @@ struct Meters {
     bytes_sent: metrics::Counter,
     dropped: metrics::Counter,
     keyframes: metrics::Counter,
+    commands: metrics::Counter,
 }
 
 impl Meters {
@@ -176,6 +170,7 @@ impl Meters {
             bytes_sent: metrics::counter!("orrery_bytes_sent_total"),
             dropped: metrics::counter!("orrery_deltas_dropped_total"),
             keyframes: metrics::counter!("orrery_keyframes_sent_total"),
+            commands: metrics::counter!("orrery_commands_total"),
         }
     }
 }
@@ -260,9 +255,7 @@ impl<G: Game> SectorState<G> {
             self.persister.submit(self.snapshot());
         }
         self.meters.ticks.increment(1);
-        self.meters
-            .tick_seconds
-            .record(started.elapsed().as_secs_f64());
+        self.meters.tick_seconds.record(started.elapsed().as_secs_f64());
     }
 
     fn fan_out(&mut self, delta: G::Delta) {
@@ -296,8 +289,7 @@ impl<G: Game> SectorState<G> {
                     self.owes_keyframes = true;
                 }
                 Offer::WantsKeyframe => {
-                    let k = keyframes[s]
-                        .get_or_insert_with(|| self.keyframe_frame(None, link.encoding));
+                    let k = keyframes[s].get_or_insert_with(|| self.keyframe_frame(None, link.encoding));
                     link.conn.send_keyframe(k);
                     bytes += k.len() as u64;
                 }
@@ -316,8 +308,7 @@ impl<G: Game> SectorState<G> {
         let mut keyframes: [Option<Bytes>; 2] = [None, None];
         for link in &self.subscribers {
             if link.conn.wants_keyframe() {
-                let k = keyframes[slot(link.encoding)]
-                    .get_or_insert_with(|| self.keyframe_frame(None, link.encoding));
+                let k = keyframes[slot(link.encoding)].get_or_insert_with(|| self.keyframe_frame(None, link.encoding));
                 link.conn.send_keyframe(k);
             } else if link.conn.pending_bytes() > 0 {
                 still_owed = true;
@@ -375,10 +366,8 @@ impl<G: Game> SectorState<G> {
             return;
         }
         let now = now_millis();
-        match self
-            .game
-            .handle(&mut self.state, link.entity, command.clone(), now)
-        {
+        self.meters.commands.increment(1);
+        match self.game.handle(&mut self.state, link.entity, command.clone(), now) {
             Ok(outcome) => {
                 self.cell.journal(JournalOp::Command {
                     who: link.entity,
@@ -412,24 +401,14 @@ impl<G: Game> SectorState<G> {
     fn admit(&mut self, t: Transfer<G>) {
         let now = now_millis();
         self.game.admit(&mut self.state, t.avatar.clone(), now);
-        self.cell.journal(JournalOp::Admit {
-            avatar: t.avatar,
-            now,
-        });
+        self.cell.journal(JournalOp::Admit { avatar: t.avatar, now });
         if let Some(link) = t.link {
             link.arrive(self.id());
             self.send_to(
                 &link,
-                ServerFrame::new(
-                    t.req_id,
-                    ServerMessage::Warped {
-                        from: t.from,
-                        to: t.to,
-                    },
-                ),
+                ServerFrame::new(t.req_id, ServerMessage::Warped { from: t.from, to: t.to }),
             );
-            link.conn
-                .send_keyframe(&self.keyframe_frame(None, link.encoding));
+            link.conn.send_keyframe(&self.keyframe_frame(None, link.encoding));
             self.subscribe(link);
         }
     }
@@ -499,8 +478,7 @@ impl<G: Game> Actor for SectorActor<G> {
             info!(sector = %s.id(), name = %s.cell.name, seq, "sector restarted from its last state");
             let mut keyframes: [Option<Bytes>; 2] = [None, None];
             for link in &s.subscribers {
-                let k = keyframes[slot(link.encoding)]
-                    .get_or_insert_with(|| s.keyframe_frame(None, link.encoding));
+                let k = keyframes[slot(link.encoding)].get_or_insert_with(|| s.keyframe_frame(None, link.encoding));
                 link.conn.send_keyframe(k);
             }
         }
@@ -508,11 +486,7 @@ impl<G: Game> Actor for SectorActor<G> {
         Ok(s)
     }
 
-    async fn post_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         let period = state.config.tick_period();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(period);
@@ -536,25 +510,16 @@ impl<G: Game> Actor for SectorActor<G> {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SectorMsg::Tick => state.run_tick(),
-            SectorMsg::Enter {
-                avatar,
-                link,
-                reply,
-            } => {
+            SectorMsg::Enter { avatar, link, reply } => {
                 let now = now_millis();
                 state.game.admit(&mut state.state, avatar.clone(), now);
                 state.cell.journal(JournalOp::Admit { avatar, now });
                 link.arrive(state.id());
-                link.conn
-                    .send_keyframe(&state.keyframe_frame(None, link.encoding));
+                link.conn.send_keyframe(&state.keyframe_frame(None, link.encoding));
                 state.subscribe(link);
                 let _ = reply.send(());
             }
-            SectorMsg::Leave {
-                entity,
-                session,
-                reply,
-            } => {
+            SectorMsg::Leave { entity, session, reply } => {
                 state.unsubscribe(session);
                 let avatar = state.game.depart(&mut state.state, entity);
                 if avatar.is_some() {
@@ -562,15 +527,10 @@ impl<G: Game> Actor for SectorActor<G> {
                 }
                 let _ = reply.send(avatar);
             }
-            SectorMsg::Command {
-                link,
-                req_id,
-                command,
-            } => state.handle_command(link, req_id, command),
+            SectorMsg::Command { link, req_id, command } => state.handle_command(link, req_id, command),
             SectorMsg::Admit(transfer) => state.admit(transfer),
             SectorMsg::Resync { link, req_id } => {
-                link.conn
-                    .send_keyframe(&state.keyframe_frame(req_id, link.encoding));
+                link.conn.send_keyframe(&state.keyframe_frame(req_id, link.encoding));
             }
             SectorMsg::SayInSector { link, text } => {
                 let msg = ServerFrame::<G>::new(

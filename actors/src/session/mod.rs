@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use orrery_engine::{CharacterSeed, Game, SectorId};
-use orrery_protocol::{
-    codec, codes, ChatChannel, ClientFrame, ClientMessage, Encoding, ServerFrame, ServerMessage,
-};
+use orrery_protocol::{codec, codes, ChatChannel, ClientFrame, ClientMessage, Encoding, ServerFrame, ServerMessage};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -75,9 +73,7 @@ pub struct SessionState<G: Game> {
 
 impl<G: Game> SessionState<G> {
     fn reply(&self, frame: ServerFrame<G>) {
-        self.link
-            .conn
-            .send(&encode_frame(&frame, self.link.encoding));
+        self.link.conn.send(&encode_frame(&frame, self.link.encoding));
     }
 
     fn error(&self, id: Option<u64>, code: &str, message: impl Into<String>) {
@@ -98,17 +94,13 @@ impl<G: Game> SessionState<G> {
                     return self.error(
                         id,
                         codes::INVALID_CHAT,
-                        format!(
-                            "chat text must be 1 to {} bytes",
-                            orrery_protocol::MAX_CHAT_TEXT
-                        ),
+                        format!("chat text must be 1 to {} bytes", orrery_protocol::MAX_CHAT_TEXT),
                     );
                 }
                 match channel {
-                    ChatChannel::Global => {
-                        self.fabric
-                            .global_chat(self.link.character, self.link.name.clone(), text)
-                    }
+                    ChatChannel::Global => self
+                        .fabric
+                        .global_chat(self.link.character, self.link.name.clone(), text),
                     ChatChannel::Sector => self.to_sector(
                         id,
                         SectorMsg::SayInSector {
@@ -171,8 +163,8 @@ impl<G: Game> SessionState<G> {
                         SECTOR_CALL_TIMEOUT.as_millis() as u64
                     );
                     if let Ok(Some(avatar)) = left {
-                        let blob = postcard::to_allocvec(&avatar)
-                            .map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
+                        let blob =
+                            postcard::to_allocvec(&avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
                         self.store
                             .save(
                                 &[],
@@ -201,8 +193,8 @@ async fn load_avatar<G: Game>(
     identity: &Identity,
 ) -> Result<(SectorId, G::Avatar), SessionError> {
     if let Some(parked) = store.load_avatar(identity.character_id).await? {
-        let avatar: G::Avatar = postcard::from_bytes(&parked.avatar)
-            .map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
+        let avatar: G::Avatar =
+            postcard::from_bytes(&parked.avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
         if directory.has_sector(parked.sector) {
             return Ok((parked.sector, avatar));
         }
@@ -212,7 +204,11 @@ async fn load_avatar<G: Game>(
         character_id: identity.character_id,
         name: identity.name.clone(),
     };
-    Ok(game.spawn(&seed, now_millis()))
+    let (sector, avatar) = game.spawn(&seed, now_millis());
+    match store.spawn_sector(identity.character_id).await? {
+        Some(chosen) if directory.has_sector(chosen) => Ok((chosen, avatar)),
+        _ => Ok((sector, avatar)),
+    }
 }
 
 impl<G: Game> Actor for SessionActor<G> {
@@ -226,16 +222,14 @@ impl<G: Game> Actor for SessionActor<G> {
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let a = args;
-        let (sector, avatar) =
-            match load_avatar(a.game.as_ref(), &a.directory, &a.store, &a.identity).await {
-                Ok(found) => found,
-                Err(e) => {
-                    a.directory
-                        .remove_session(a.session, a.identity.character_id);
-                    a.conn.close(1011, "could not load character");
-                    return Err(e.into());
-                }
-            };
+        let (sector, avatar) = match load_avatar(a.game.as_ref(), &a.directory, &a.store, &a.identity).await {
+            Ok(found) => found,
+            Err(e) => {
+                a.directory.remove_session(a.session, a.identity.character_id);
+                a.conn.close(1011, "could not load character");
+                return Err(e.into());
+            }
+        };
         let entity = a.game.avatar_id(&avatar);
         let link = SessionLink::new(
             a.session,
@@ -264,11 +258,7 @@ impl<G: Game> Actor for SessionActor<G> {
                 let link = Arc::clone(&link);
                 if ractor::call_t!(
                     actor,
-                    |reply| SectorMsg::Enter {
-                        avatar,
-                        link,
-                        reply
-                    },
+                    |reply| SectorMsg::Enter { avatar, link, reply },
                     SECTOR_CALL_TIMEOUT.as_millis() as u64
                 )
                 .is_ok()
@@ -280,8 +270,7 @@ impl<G: Game> Actor for SessionActor<G> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if !entered {
-            a.directory
-                .remove_session(a.session, a.identity.character_id);
+            a.directory.remove_session(a.session, a.identity.character_id);
             a.conn.close(1011, "sector unavailable");
             return Err(SessionError::SectorUnavailable(sector).into());
         }
@@ -321,15 +310,9 @@ impl<G: Game> Actor for SessionActor<G> {
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         let _ = &state.game;
-        state
-            .directory
-            .remove_session(state.link.session, state.link.character);
+        state.directory.remove_session(state.link.session, state.link.character);
         state.link.conn.close(codes::CLOSE_NORMAL, "bye");
         metrics::gauge!("orrery_sessions").decrement(1.0);
         debug!(session = %state.link.session, "session ended");
@@ -348,8 +331,7 @@ struct RateLimit {
 impl RateLimit {
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

@@ -56,18 +56,17 @@ pub struct SectorSnapshot {
 /// The persistence contract of the machinery.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates a guest account with one character and a login token (stored hashed).
-    async fn create_guest(&self, name: &str, token: &str) -> Result<Identity, StoreError>;
+    /// Creates a guest account with one character and a login token (stored hashed). `spawn` is the sector the
+    /// character starts in, when chosen at sign-up (otherwise the game decides at first login).
+    async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError>;
     /// The identity behind a token, if any.
     async fn authenticate(&self, token: &str) -> Result<Option<Identity>, StoreError>;
     /// A character's parked avatar, if it has one yet.
     async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError>;
+    /// The sector chosen at sign-up for a character that has never logged in.
+    async fn spawn_sector(&self, character_id: Uuid) -> Result<Option<Uuid>, StoreError>;
     /// Writes sector snapshots and parked avatars in one transaction.
-    async fn save(
-        &self,
-        sectors: &[SectorSnapshot],
-        avatars: &[ParkedAvatar],
-    ) -> Result<(), StoreError>;
+    async fn save(&self, sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Result<(), StoreError>;
     /// Every sector snapshot.
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError>;
     /// Flushes and closes the store.

@@ -42,7 +42,7 @@ fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_guest(&self, name: &str, token: &str) -> Result<Identity, StoreError> {
+    async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError> {
         let account_id = Uuid::new_v4();
         let character_id = Uuid::new_v4();
         let now = now_millis();
@@ -53,15 +53,14 @@ impl Store for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO characters (id, account_id, name, updated_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(character_id.to_string())
-        .bind(account_id.to_string())
-        .bind(name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO characters (id, account_id, name, sector_id, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(character_id.to_string())
+            .bind(account_id.to_string())
+            .bind(name)
+            .bind(spawn.map(|s| s.to_string()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO tokens (token_hash, account_id, created_at) VALUES (?, ?, ?)")
             .bind(token_hash(token))
             .bind(account_id.to_string())
@@ -96,12 +95,10 @@ impl Store for SqliteStore {
     }
 
     async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError> {
-        let row = sqlx::query(
-            "SELECT sector_id, avatar FROM characters WHERE id = ? AND avatar IS NOT NULL",
-        )
-        .bind(character_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT sector_id, avatar FROM characters WHERE id = ? AND avatar IS NOT NULL")
+            .bind(character_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| {
             Ok(ParkedAvatar {
                 character_id,
@@ -112,11 +109,15 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn save(
-        &self,
-        sectors: &[SectorSnapshot],
-        avatars: &[ParkedAvatar],
-    ) -> Result<(), StoreError> {
+    async fn spawn_sector(&self, character_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let row = sqlx::query("SELECT sector_id FROM characters WHERE id = ? AND sector_id IS NOT NULL")
+            .bind(character_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| parse_uuid(r.get::<&str, _>("sector_id"))).transpose()
+    }
+
+    async fn save(&self, sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Result<(), StoreError> {
         if sectors.is_empty() && avatars.is_empty() {
             return Ok(());
         }
@@ -137,15 +138,13 @@ impl Store for SqliteStore {
             .await?;
         }
         for a in avatars {
-            sqlx::query(
-                "UPDATE characters SET sector_id = ?, avatar = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(a.sector.to_string())
-            .bind(&a.avatar)
-            .bind(now)
-            .bind(a.character_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE characters SET sector_id = ?, avatar = ?, updated_at = ? WHERE id = ?")
+                .bind(a.sector.to_string())
+                .bind(&a.avatar)
+                .bind(now)
+                .bind(a.character_id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -182,10 +181,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("orrery.db");
         let store = SqliteStore::open(&path).await.unwrap();
-        let id = store.create_guest("Ada", "tok-1").await.unwrap();
+        let id = store.create_guest("Ada", "tok-1", None).await.unwrap();
         assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id.clone()));
         assert_eq!(store.authenticate("tok-2").await.unwrap(), None);
         assert_eq!(store.load_avatar(id.character_id).await.unwrap(), None);
+        assert_eq!(store.spawn_sector(id.character_id).await.unwrap(), None);
+        let chosen = Uuid::new_v4();
+        let other = store.create_guest("Bo", "tok-3", Some(chosen)).await.unwrap();
+        assert_eq!(store.spawn_sector(other.character_id).await.unwrap(), Some(chosen));
         let sector = Uuid::new_v4();
         let parked = ParkedAvatar {
             character_id: id.character_id,
@@ -198,16 +201,10 @@ mod tests {
             tick: 9,
             state: vec![4, 5],
         };
-        store
-            .save(&[snap.clone()], &[parked.clone()])
-            .await
-            .unwrap();
+        store.save(&[snap.clone()], &[parked.clone()]).await.unwrap();
         store.close().await;
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(
-            store.load_avatar(id.character_id).await.unwrap(),
-            Some(parked)
-        );
+        assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(parked));
         assert_eq!(store.load_sectors().await.unwrap(), vec![snap]);
         assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id));
         store.close().await;

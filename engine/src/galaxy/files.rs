@@ -157,11 +157,7 @@ fn serialize<T: Serialize>(value: &T, format: ContentFormat) -> String {
     text.unwrap_or_else(|e| format!("# could not serialize: {e}\n"))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(
-    path: &str,
-    text: &str,
-    format: ContentFormat,
-) -> Result<T, ContentError> {
+fn parse<T: for<'de> Deserialize<'de>>(path: &str, text: &str, format: ContentFormat) -> Result<T, ContentError> {
     match format {
         ContentFormat::Toml => toml::from_str(text).map_err(|e| {
             let mut err = ContentError::new(Kind::Parse, path, "", e.message().trim().to_owned());
@@ -179,11 +175,7 @@ fn parse<T: for<'de> Deserialize<'de>>(
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// `./a/b` and `a\b` become `a/b`.
@@ -228,12 +220,7 @@ fn region_toml(r: &Region) -> String {
         r.nexus
     );
     for s in &r.sectors {
-        let _ = writeln!(
-            out,
-            "\n[[sectors]]\nid = \"{}\"\nname = {}",
-            s.id,
-            toml_str(&s.name)
-        );
+        let _ = writeln!(out, "\n[[sectors]]\nid = \"{}\"\nname = {}", s.id, toml_str(&s.name));
         if s.spawn {
             let _ = writeln!(out, "spawn = true");
         }
@@ -275,9 +262,10 @@ impl Galaxy {
     /// ignored; a `.toml`/`.json` file anywhere else is an error.
     pub fn from_files(files: Vec<(String, String)>) -> Result<Galaxy, ContentError> {
         Galaxy::from_files_all(files).map_err(|errors| {
-            errors.into_iter().next().unwrap_or_else(|| {
-                ContentError::new(Kind::Layout, "", "", "content could not be loaded")
-            })
+            errors
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| ContentError::new(Kind::Layout, "", "", "content could not be loaded"))
         })
     }
 

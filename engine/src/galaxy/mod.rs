@@ -18,9 +18,7 @@ use crate::game::{RegionLayout, SectorLayout};
 
 pub use error::{ContentError, ContentErrorKind};
 pub use files::{ContentFormat, GALAXY_STEM, REGIONS_DIR};
-pub use generate::{
-    generate, GenerateParams, GATE_TURNS, MAX_GENERATED_REGIONS, MAX_SECTORS_PER_REGION,
-};
+pub use generate::{generate, GenerateParams, GATE_TURNS, MAX_GENERATED_REGIONS, MAX_SECTORS_PER_REGION};
 
 /// Bounds that content must respect (checked by [`Galaxy::validate`]).
 pub mod limits {
@@ -177,9 +175,7 @@ impl Galaxy {
 
     /// Every sector with its region, in content order.
     pub fn sectors(&self) -> impl Iterator<Item = (&Region, &Sector)> {
-        self.regions
-            .iter()
-            .flat_map(|r| r.sectors.iter().map(move |s| (r, s)))
+        self.regions.iter().flat_map(|r| r.sectors.iter().map(move |s| (r, s)))
     }
 
     /// The first spawn sector in content order, if any.

@@ -5,25 +5,20 @@ use std::collections::HashSet;
 use rand::Rng;
 
 const ONSETS: &[&str] = &[
-    "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
-    "kr", "th", "st", "vr", "qu", "sh", "x",
+    "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "th", "st", "vr",
+    "qu", "sh", "x",
 ];
 const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ae", "ai", "ea", "io", "y"];
 const CODAS: &[&str] = &["", "", "", "n", "r", "s", "l", "th", "x", "m"];
 const REGION_SUFFIXES: &[&str] = &[
     "Reach", "Expanse", "Drift", "Cluster", "Verge", "Belt", "March", "Deep", "Rim", "Frontier",
 ];
-const STATION_SUFFIXES: &[&str] = &[
-    "Exchange", "Depot", "Outpost", "Station", "Market", "Port", "Hub",
-];
+const STATION_SUFFIXES: &[&str] = &["Exchange", "Depot", "Outpost", "Station", "Market", "Port", "Hub"];
 /// Designations after some sector names ("Toris IV").
-const NUMERALS: &[&str] = &[
-    "II", "III", "IV", "V", "VI", "VII", "Prime", "Major", "Minor",
-];
+const NUMERALS: &[&str] = &["II", "III", "IV", "V", "VI", "VII", "Prime", "Major", "Minor"];
 const GREEK: &[&str] = &[
-    "Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Eta", "Theta", "Iota", "Kappa",
-    "Lambda", "Mu", "Nu", "Xi", "Omicron", "Pi", "Rho", "Sigma", "Tau", "Upsilon", "Phi", "Chi",
-    "Psi", "Omega",
+    "Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Eta", "Theta", "Iota", "Kappa", "Lambda", "Mu", "Nu", "Xi",
+    "Omicron", "Pi", "Rho", "Sigma", "Tau", "Upsilon", "Phi", "Chi", "Psi", "Omega",
 ];
 
 fn pick<'a, R: Rng>(rng: &mut R, list: &[&'a str]) -> &'a str {

@@ -11,10 +11,7 @@ fn doc_example() -> Vec<(String, String)> {
     let mut files = Vec::new();
     let mut lines = DOC.lines();
     while let Some(line) = lines.next() {
-        let Some(path) = line
-            .strip_prefix("#### `")
-            .and_then(|l| l.strip_suffix('`'))
-        else {
+        let Some(path) = line.strip_prefix("#### `").and_then(|l| l.strip_suffix('`')) else {
             continue;
         };
         let mut body = String::new();
@@ -65,10 +62,7 @@ fn doc_example_parses_and_validates() {
     assert_eq!(g.nexus().unwrap().name, "Nexus");
     assert_eq!(g.spawn_sector().unwrap().name, "Haven");
     let (region, vega) = g.sector(id(4, 'b').parse().unwrap()).unwrap();
-    assert_eq!(
-        (region.name.as_str(), vega.name.as_str()),
-        ("Outer Rim", "Vega")
-    );
+    assert_eq!((region.name.as_str(), vega.name.as_str()), ("Outer Rim", "Vega"));
     assert_eq!(
         vega.warps[1],
         Warp {
@@ -89,11 +83,7 @@ fn doc_example_parses_and_validates() {
     );
     let layout = g.layout();
     assert_eq!(
-        layout[1]
-            .sectors
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>(),
+        layout[1].sectors.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["Rim Gate", "Vega", "Dust"]
     );
 }
@@ -103,22 +93,13 @@ fn generation_is_deterministic() {
     let a = generate(GenerateParams::demo());
     let b = generate(GenerateParams::demo());
     assert_eq!(a, b);
-    assert_eq!(
-        serde_json::to_string(&a).unwrap(),
-        serde_json::to_string(&b).unwrap()
-    );
-    assert_eq!(
-        a.to_files(ContentFormat::Toml),
-        b.to_files(ContentFormat::Toml)
-    );
+    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert_eq!(a.to_files(ContentFormat::Toml), b.to_files(ContentFormat::Toml));
     let c = generate(GenerateParams {
         seed: 2103,
         ..GenerateParams::demo()
     });
-    assert_ne!(
-        serde_json::to_string(&a).unwrap(),
-        serde_json::to_string(&c).unwrap()
-    );
+    assert_ne!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&c).unwrap());
     assert_ne!(a.regions[0].id, c.regions[0].id);
 }
 
@@ -179,10 +160,7 @@ fn generated_galaxies_validate_for_many_seeds_and_sizes() {
             let g = generate(params);
             assert_eq!(g.validate_all(), vec![], "{params:?}");
             assert_eq!(g.regions.len() as u32, regions + 1);
-            assert_eq!(
-                g.regions[0].sectors.len() as u32,
-                (per_region.max(1) / 10).max(3)
-            );
+            assert_eq!(g.regions[0].sectors.len() as u32, (per_region.max(1) / 10).max(3));
         }
     }
 }
@@ -198,11 +176,7 @@ fn files_round_trip_in_toml_and_json() {
         let files = g.to_files(format);
         assert_eq!(files.len(), 4);
         assert_eq!(files[0].0, format!("galaxy.{}", format.extension()));
-        assert!(
-            files[1].0.starts_with("regions/01-nexus."),
-            "{}",
-            files[1].0
-        );
+        assert!(files[1].0.starts_with("regions/01-nexus."), "{}", files[1].0);
         let back = Galaxy::from_files(files).unwrap();
         assert_eq!(back, g, "{format:?}");
     }
@@ -218,18 +192,11 @@ fn files_round_trip_in_toml_and_json() {
 #[test]
 fn doc_example_round_trips_and_odd_names_survive_toml() {
     let mut g = Galaxy::from_files(doc_example()).unwrap();
-    assert_eq!(
-        Galaxy::from_files(g.to_files(ContentFormat::Toml)).unwrap(),
-        g
-    );
+    assert_eq!(Galaxy::from_files(g.to_files(ContentFormat::Toml)).unwrap(), g);
     g.regions[1].sectors[2].name = "Dust \"Old\" \\ Ω\ttab".into();
     g.seed = Some(u64::MAX);
     for format in [ContentFormat::Toml, ContentFormat::Json] {
-        assert_eq!(
-            Galaxy::from_files(g.to_files(format)).unwrap(),
-            g,
-            "{format:?}"
-        );
+        assert_eq!(Galaxy::from_files(g.to_files(format)).unwrap(), g, "{format:?}");
     }
 }
 
@@ -273,10 +240,7 @@ fn unreachable_sector_is_named() {
     assert_eq!(e.kind, ContentErrorKind::Unreachable);
     assert_eq!(e.file, RIM_FILE);
     assert_eq!(e.entity, format!("sector \"Dust\" ({})", id(5, 'b')));
-    assert!(
-        e.message.contains("cannot be reached from the nexus"),
-        "{e}"
-    );
+    assert!(e.message.contains("cannot be reached from the nexus"), "{e}");
 }
 
 #[test]
@@ -296,10 +260,7 @@ fn region_without_a_way_back_to_the_nexus_is_named() {
         &format!("  {{ to = \"{}\", turns = 5 }},", id(3, 'b')),
         "",
     ));
-    assert_eq!(
-        (e.file.as_str(), e.kind),
-        (RIM_FILE, ContentErrorKind::Unreachable)
-    );
+    assert_eq!((e.file.as_str(), e.kind), (RIM_FILE, ContentErrorKind::Unreachable));
     assert!(e.message.contains("into this region"), "{e}");
 }
 
@@ -464,30 +425,16 @@ fn structural_rules_each_name_file_and_entity() {
 
 #[test]
 fn parse_errors_name_file_and_line() {
-    let e = error_of(edited(
-        RIM_FILE,
-        "name = \"Vega\"",
-        "name = \"Vega\"\ncolour = \"red\"",
-    ));
+    let e = error_of(edited(RIM_FILE, "name = \"Vega\"", "name = \"Vega\"\ncolour = \"red\""));
     assert_eq!(
         (e.kind, e.file.as_str(), e.line),
         (ContentErrorKind::Parse, RIM_FILE, Some(15))
     );
     assert!(e.message.contains("unknown field `colour`"), "{e}");
-    assert!(
-        e.to_string().starts_with("regions/02-outer-rim.toml:15: "),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("regions/02-outer-rim.toml:15: "), "{e}");
 
-    let e = error_of(edited(
-        RIM_FILE,
-        "commodity = \"organics\"",
-        "commodity = \"gold\"",
-    ));
-    assert_eq!(
-        (e.kind, e.file.as_str()),
-        (ContentErrorKind::Parse, RIM_FILE)
-    );
+    let e = error_of(edited(RIM_FILE, "commodity = \"organics\"", "commodity = \"gold\""));
+    assert_eq!((e.kind, e.file.as_str()), (ContentErrorKind::Parse, RIM_FILE));
     assert!(e.message.contains("gold"), "{e}");
 
     let e = error_of(edited("galaxy.toml", "name = ", "name "));
@@ -501,34 +448,21 @@ fn parse_errors_name_file_and_line() {
     let e = error_of(files);
     assert_eq!(
         (e.kind, e.file.as_str(), e.line),
-        (
-            ContentErrorKind::Parse,
-            "regions/02-outer-rim.json",
-            Some(3)
-        )
+        (ContentErrorKind::Parse, "regions/02-outer-rim.json", Some(3))
     );
 }
 
 #[test]
 fn file_layout_problems_are_reported() {
-    let without_galaxy: Vec<_> = doc_example()
-        .into_iter()
-        .filter(|(p, _)| p != "galaxy.toml")
-        .collect();
+    let without_galaxy: Vec<_> = doc_example().into_iter().filter(|(p, _)| p != "galaxy.toml").collect();
     let e = error_of(without_galaxy);
-    assert_eq!(
-        (e.kind, e.file.as_str()),
-        (ContentErrorKind::Layout, "galaxy.toml")
-    );
+    assert_eq!((e.kind, e.file.as_str()), (ContentErrorKind::Layout, "galaxy.toml"));
     assert!(e.message.contains("missing"), "{e}");
 
     let mut files = doc_example();
     files.push(("galaxy.json".into(), "{\"name\": \"Other\"}".into()));
     let e = error_of(files);
-    assert_eq!(
-        (e.kind, e.file.as_str()),
-        (ContentErrorKind::Layout, "galaxy.json")
-    );
+    assert_eq!((e.kind, e.file.as_str()), (ContentErrorKind::Layout, "galaxy.json"));
 
     let mut files = doc_example();
     files.push(("extra/thing.toml".into(), String::new()));
@@ -542,11 +476,7 @@ fn file_layout_problems_are_reported() {
     let only_galaxy: Vec<_> = doc_example().into_iter().take(1).collect();
     let errors = Galaxy::from_files_all(only_galaxy).unwrap_err();
     assert_eq!(errors[0].kind, ContentErrorKind::Layout);
-    assert!(
-        errors[0].message.contains("no region files"),
-        "{}",
-        errors[0]
-    );
+    assert!(errors[0].message.contains("no region files"), "{}", errors[0]);
 }
 
 #[test]
@@ -556,10 +486,7 @@ fn all_problems_are_collected_in_a_stable_order() {
     *nexus = nexus.replacen("spawn = true", "spawn = false", 1);
     let errors = Galaxy::from_files_all(files).unwrap_err();
     let kinds: Vec<_> = errors.iter().map(|e| e.kind).collect();
-    assert_eq!(
-        kinds,
-        [ContentErrorKind::DuplicateId, ContentErrorKind::NoSpawn]
-    );
+    assert_eq!(kinds, [ContentErrorKind::DuplicateId, ContentErrorKind::NoSpawn]);
 }
 
 #[test]

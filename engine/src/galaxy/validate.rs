@@ -66,8 +66,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn push(&mut self, kind: Kind, file: &str, entity: String, message: String) {
-        self.errors
-            .push(ContentError::new(kind, file, entity, message));
+        self.errors.push(ContentError::new(kind, file, entity, message));
     }
 
     fn region_file(&self, i: usize) -> String {
@@ -76,17 +75,9 @@ impl Checker<'_> {
 
     fn name(&mut self, file: &str, entity: &str, name: &str) {
         if name.trim().is_empty() {
-            self.push(
-                Kind::BadName,
-                file,
-                entity.to_owned(),
-                "name is empty".into(),
-            );
+            self.push(Kind::BadName, file, entity.to_owned(), "name is empty".into());
         } else if name.len() > MAX_NAME_BYTES {
-            let msg = format!(
-                "name is {} bytes long (at most {MAX_NAME_BYTES})",
-                name.len()
-            );
+            let msg = format!("name is {} bytes long (at most {MAX_NAME_BYTES})", name.len());
             self.push(Kind::BadName, file, entity.to_owned(), msg);
         }
     }
@@ -103,9 +94,7 @@ impl Checker<'_> {
             );
             self.push(Kind::OutOfBounds, &file, entity.clone(), msg);
         }
-        let nexus: Vec<usize> = (0..g.regions.len())
-            .filter(|&i| g.regions[i].nexus)
-            .collect();
+        let nexus: Vec<usize> = (0..g.regions.len()).filter(|&i| g.regions[i].nexus).collect();
         match nexus.as_slice() {
             [] => self.push(
                 Kind::Nexus,
@@ -117,12 +106,7 @@ impl Checker<'_> {
                 let first_region = &g.regions[*first];
                 if first_region.sectors.is_empty() {
                     let msg = "the nexus region has no sectors".to_owned();
-                    self.push(
-                        Kind::Nexus,
-                        &self.region_file(*first),
-                        region_entity(first_region),
-                        msg,
-                    );
+                    self.push(Kind::Nexus, &self.region_file(*first), region_entity(first_region), msg);
                 }
                 for &i in rest {
                     let msg = format!(
@@ -130,12 +114,7 @@ impl Checker<'_> {
                         region_entity(first_region),
                         self.region_file(*first)
                     );
-                    self.push(
-                        Kind::Nexus,
-                        &self.region_file(i),
-                        region_entity(&g.regions[i]),
-                        msg,
-                    );
+                    self.push(Kind::Nexus, &self.region_file(i), region_entity(&g.regions[i]), msg);
                 }
             }
         }
@@ -151,10 +130,7 @@ impl Checker<'_> {
             }
             for (id, entity) in entities {
                 if let Some((j, other)) = seen.get(&id) {
-                    let msg = format!(
-                        "id {id} is also used by {other} in {}",
-                        self.region_file(*j)
-                    );
+                    let msg = format!("id {id} is also used by {other} in {}", self.region_file(*j));
                     self.push(Kind::DuplicateId, &self.region_file(i), entity, msg);
                 } else {
                     seen.insert(id, (i, entity));
@@ -183,10 +159,7 @@ impl Checker<'_> {
                     self.push(Kind::BadWarp, &file, entity.clone(), msg);
                 }
                 if w.turns > MAX_WARP_TURNS {
-                    let msg = format!(
-                        "warp to {} costs {} turns (at most {MAX_WARP_TURNS})",
-                        w.to, w.turns
-                    );
+                    let msg = format!("warp to {} costs {} turns (at most {MAX_WARP_TURNS})", w.to, w.turns);
                     self.push(Kind::OutOfBounds, &file, entity.clone(), msg);
                 }
             }
@@ -215,12 +188,7 @@ impl Checker<'_> {
     fn spawn(&mut self) {
         if self.g.spawn_sector().is_none() {
             let msg = "no sector has `spawn = true` (new characters need at least one)".to_owned();
-            self.push(
-                Kind::NoSpawn,
-                &self.names.galaxy.clone(),
-                galaxy_entity(self.g),
-                msg,
-            );
+            self.push(Kind::NoSpawn, &self.names.galaxy.clone(), galaxy_entity(self.g), msg);
         }
     }
 
@@ -262,22 +230,18 @@ impl Checker<'_> {
             }
             let file = self.region_file(ri);
             if !range.clone().any(|i| from_nexus[i]) {
-                let msg =
-                    format!("no warp path leads from the nexus ({nexus_name}) into this region");
+                let msg = format!("no warp path leads from the nexus ({nexus_name}) into this region");
                 self.push(Kind::Unreachable, &file, region_entity(r), msg);
             } else {
                 for (s, i) in r.sectors.iter().zip(range.clone()) {
                     if !from_nexus[i] {
-                        let msg = format!(
-                            "cannot be reached from the nexus ({nexus_name}) by following warps"
-                        );
+                        let msg = format!("cannot be reached from the nexus ({nexus_name}) by following warps");
                         self.push(Kind::Unreachable, &file, sector_entity(s), msg);
                     }
                 }
             }
             if !range.clone().any(|i| to_nexus[i]) {
-                let msg =
-                    format!("no warp path leads from this region back to the nexus ({nexus_name})");
+                let msg = format!("no warp path leads from this region back to the nexus ({nexus_name})");
                 self.push(Kind::Unreachable, &file, region_entity(r), msg);
             }
         }
@@ -312,16 +276,11 @@ pub(crate) fn listing_problems(l: &Listing) -> Vec<String> {
         ));
     }
     if l.quantity > l.capacity {
-        out.push(format!(
-            "quantity {} exceeds capacity {}",
-            l.quantity, l.capacity
-        ));
+        out.push(format!("quantity {} exceeds capacity {}", l.quantity, l.capacity));
     }
     for (field, price) in [("buy_price", l.buy_price), ("sell_price", l.sell_price)] {
         if !(MIN_PRICE..=MAX_PRICE).contains(&price) {
-            out.push(format!(
-                "{field} {price} is out of bounds ({MIN_PRICE} to {MAX_PRICE})"
-            ));
+            out.push(format!("{field} {price} is out of bounds ({MIN_PRICE} to {MAX_PRICE})"));
         }
     }
     if l.sell_price < l.buy_price {

@@ -19,10 +19,7 @@ use crate::galaxy::{Galaxy, DEFAULT_SECTOR_SIZE};
 use crate::game::{CharacterSeed, EntityId, Game, Millis, Outcome, RegionLayout, SectorId};
 use crate::turns::TurnPool;
 
-pub use model::{
-    Command, Delta, Error, Event, Keyframe, Profile, Rules, Ship, ShipView, Side, StationView,
-    WarpView,
-};
+pub use model::{Command, Delta, Error, Event, Keyframe, Profile, Rules, Ship, ShipView, Side, StationView, WarpView};
 pub use sector::{SectorState, StationState};
 pub use trade::ListingState;
 
@@ -134,11 +131,7 @@ impl Game for SpaceTrade {
         };
         let region = &self.galaxy.regions[ri];
         let sector = &region.sectors[si];
-        let stations = sector
-            .stations
-            .iter()
-            .map(StationState::from_content)
-            .collect();
+        let stations = sector.stations.iter().map(StationState::from_content).collect();
         let warps = sector
             .warps
             .iter()
@@ -257,8 +250,7 @@ impl Game for SpaceTrade {
                 commodity,
                 side,
                 qty,
-            } => trade::trade(sector, slot, station, commodity, side, qty)
-                .map(|e| Outcome::Reply(Some(e))),
+            } => trade::trade(sector, slot, station, commodity, side, qty).map(|e| Outcome::Reply(Some(e))),
         }
     }
 

@@ -28,11 +28,7 @@ impl StationState {
         StationState {
             id: station.id,
             name: station.name.clone(),
-            listings: station
-                .commodities
-                .iter()
-                .map(ListingState::from_content)
-                .collect(),
+            listings: station.commodities.iter().map(ListingState::from_content).collect(),
             changed: false,
         }
     }
@@ -118,14 +114,7 @@ impl Serialize for SectorState {
 impl From<SectorSnapshot> for SectorState {
     /// Rebuilds the index; a snapshot with a repeated ship id keeps the later ship, and a bad size is replaced.
     fn from(snap: SectorSnapshot) -> SectorState {
-        let mut state = SectorState::new(
-            snap.id,
-            snap.name,
-            snap.region,
-            snap.size,
-            snap.stations,
-            snap.warps,
-        );
+        let mut state = SectorState::new(snap.id, snap.name, snap.region, snap.size, snap.stations, snap.warps);
         for (i, ship) in snap.ships.into_iter().enumerate() {
             let changed = snap.changed.get(i).copied().unwrap_or(true);
             state.insert(ship, changed);
@@ -216,10 +205,7 @@ impl SectorState {
 
     /// Index of a present ship, or `not_in_sector`.
     pub(crate) fn slot(&self, id: Uuid) -> Result<usize, Error> {
-        self.index
-            .get(&id)
-            .copied()
-            .ok_or(Error::NotInSector { ship: id })
+        self.index.get(&id).copied().ok_or(Error::NotInSector { ship: id })
     }
 
     pub(crate) fn ship_mut(&mut self, slot: usize) -> &mut Ship {
@@ -230,11 +216,7 @@ impl SectorState {
         self.changed[slot] = true;
     }
 
-    pub(crate) fn ship_and_station_mut(
-        &mut self,
-        slot: usize,
-        station: usize,
-    ) -> (&mut Ship, &mut StationState) {
+    pub(crate) fn ship_and_station_mut(&mut self, slot: usize, station: usize) -> (&mut Ship, &mut StationState) {
         (&mut self.ships[slot], &mut self.stations[station])
     }
 
@@ -266,19 +248,11 @@ impl SectorState {
     fn sanitize(&self, ship: &mut Ship, max_speed: f32) {
         let centre = self.size / 2.0;
         for p in [&mut ship.x, &mut ship.y] {
-            *p = if p.is_finite() {
-                p.clamp(0.0, self.size)
-            } else {
-                centre
-            };
+            *p = if p.is_finite() { p.clamp(0.0, self.size) } else { centre };
         }
         let max = super::speed_limit(max_speed);
         for v in [&mut ship.vx, &mut ship.vy] {
-            *v = if v.is_finite() {
-                v.clamp(-max, max)
-            } else {
-                0.0
-            };
+            *v = if v.is_finite() { v.clamp(-max, max) } else { 0.0 };
         }
     }
 
@@ -301,12 +275,7 @@ impl SectorState {
         let dt = if dt.is_finite() && dt > 0.0 { dt } else { 0.0 };
         let size = self.size;
         let mut upserts = Vec::new();
-        for ((ship, changed), name) in self
-            .ships
-            .iter_mut()
-            .zip(self.changed.iter_mut())
-            .zip(&self.names)
-        {
+        for ((ship, changed), name) in self.ships.iter_mut().zip(self.changed.iter_mut()).zip(&self.names) {
             if ship.vx != 0.0 || ship.vy != 0.0 {
                 let x = (ship.x + ship.vx * dt).clamp(0.0, size);
                 let y = (ship.y + ship.vy * dt).clamp(0.0, size);

@@ -19,13 +19,7 @@ pub(crate) const NEXUS: Uuid = Uuid::from_u128(0x1);
 pub(crate) const RIM: Uuid = Uuid::from_u128(0x2);
 pub(crate) const T0: i64 = 1_700_000_000_000;
 
-fn listing(
-    commodity: Commodity,
-    quantity: u32,
-    capacity: u32,
-    buy_price: u32,
-    sell_price: u32,
-) -> Listing {
+fn listing(commodity: Commodity, quantity: u32, capacity: u32, buy_price: u32, sell_price: u32) -> Listing {
     Listing {
         commodity,
         quantity,
@@ -81,12 +75,7 @@ pub(crate) fn galaxy() -> Galaxy {
                 id: RIM,
                 name: "Rim".into(),
                 nexus: false,
-                sectors: vec![sector(
-                    C,
-                    "Gamma",
-                    vec![Warp { to: B, turns: 5 }],
-                    vec![depot],
-                )],
+                sectors: vec![sector(C, "Gamma", vec![Warp { to: B, turns: 5 }], vec![depot])],
             },
         ],
     }
@@ -128,17 +117,9 @@ pub(crate) fn thrust(vx: f32, vy: f32) -> Command {
 
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
     let json = serde_json::to_string(value).unwrap();
-    assert_eq!(
-        &serde_json::from_str::<T>(&json).unwrap(),
-        value,
-        "json: {json}"
-    );
+    assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), value, "json: {json}");
     let bytes = postcard::to_allocvec(value).unwrap();
-    assert_eq!(
-        &postcard::from_bytes::<T>(&bytes).unwrap(),
-        value,
-        "postcard"
-    );
+    assert_eq!(&postcard::from_bytes::<T>(&bytes).unwrap(), value, "postcard");
 }
 
 #[test]
@@ -228,11 +209,7 @@ fn non_finite_thrust_is_refused_and_changes_nothing() {
     let id = ship.id;
     let mut s = sector_with(&game, vec![ship]);
     let before = s.clone();
-    for (vx, vy) in [
-        (f32::NAN, 0.0),
-        (0.0, f32::INFINITY),
-        (f32::NEG_INFINITY, 1.0),
-    ] {
+    for (vx, vy) in [(f32::NAN, 0.0), (0.0, f32::INFINITY), (f32::NEG_INFINITY, 1.0)] {
         let err = game.handle(&mut s, id, thrust(vx, vy), T0).unwrap_err();
         assert_eq!(err.code(), "invalid_value");
     }
@@ -243,10 +220,7 @@ fn non_finite_thrust_is_refused_and_changes_nothing() {
 #[test]
 fn deltas_carry_admissions_departures_and_only_changed_ships() {
     let game = game();
-    let (a, b) = (
-        ship_at(&game, 1, 100.0, 100.0),
-        ship_at(&game, 2, 200.0, 200.0),
-    );
+    let (a, b) = (ship_at(&game, 1, 100.0, 100.0), ship_at(&game, 2, 200.0, 200.0));
     let (ia, ib) = (a.id, b.id);
     let mut s = game.new_sector(A);
     game.admit(&mut s, a, T0);
@@ -283,10 +257,7 @@ fn deltas_carry_admissions_departures_and_only_changed_ships() {
     let d = game.tick(&mut s, 0.05).unwrap();
     assert_eq!((d.upserts.len(), d.removes.clone()), (0, vec![ia]));
     assert_eq!(game.tick(&mut s, 0.05), None);
-    assert_eq!(
-        game.avatars(&s).iter().map(|s| s.id).collect::<Vec<_>>(),
-        [ib]
-    );
+    assert_eq!(game.avatars(&s).iter().map(|s| s.id).collect::<Vec<_>>(), [ib]);
 
     // Leaving and coming back within one tick is an upsert only; re-admitting replaces.
     game.depart(&mut s, ib).unwrap();
@@ -305,9 +276,7 @@ fn deltas_carry_admissions_departures_and_only_changed_ships() {
 #[test]
 fn departure_keeps_the_index_consistent() {
     let game = game();
-    let ships: Vec<Ship> = (0..5)
-        .map(|n| ship_at(&game, n, 10.0 * n as f32, 0.0))
-        .collect();
+    let ships: Vec<Ship> = (0..5).map(|n| ship_at(&game, n, 10.0 * n as f32, 0.0)).collect();
     let ids: Vec<Uuid> = ships.iter().map(|s| s.id).collect();
     let mut s = sector_with(&game, ships);
     game.depart(&mut s, ids[1]).unwrap();
@@ -319,9 +288,7 @@ fn departure_keeps_the_index_consistent() {
     assert_eq!(d.upserts.len(), 4);
     assert_eq!(d.removes, [ids[1]]);
     assert_eq!(
-        game.handle(&mut s, ids[1], thrust(1.0, 0.0), T0)
-            .unwrap_err()
-            .code(),
+        game.handle(&mut s, ids[1], thrust(1.0, 0.0), T0).unwrap_err().code(),
         "not_in_sector"
     );
 }
@@ -335,10 +302,7 @@ fn admit_sanitizes_positions_and_velocities() {
     let mut s = game.new_sector(A);
     game.admit(&mut s, ship, T0);
     let ship = s.ship(id).unwrap();
-    assert_eq!(
-        (ship.x, ship.y, ship.vx, ship.vy),
-        (500.0, 1000.0, 0.0, -100.0)
-    );
+    assert_eq!((ship.x, ship.y, ship.vx, ship.vy), (500.0, 1000.0, 0.0, -100.0));
 }
 
 #[test]
@@ -361,10 +325,7 @@ fn warp_transfers_the_ship_and_pays_its_turns() {
     (ship.vx, ship.vy) = (30.0, 40.0);
     let id = ship.id;
     let mut s = sector_with(&game, vec![ship]);
-    let Outcome::Transfer { avatar, to } = game
-        .handle(&mut s, id, Command::Warp { to: B }, T0 + 1)
-        .unwrap()
-    else {
+    let Outcome::Transfer { avatar, to } = game.handle(&mut s, id, Command::Warp { to: B }, T0 + 1).unwrap() else {
         panic!("expected a transfer");
     };
     assert_eq!(to, B);
@@ -394,24 +355,10 @@ fn warp_refusals_change_nothing() {
     let id = poor.id;
     let mut s = sector_with(&game, vec![poor]);
     let before = s.clone();
-    let refuse = |s: &mut SectorState, who, to| {
-        game.handle(s, who, Command::Warp { to }, T0 + 999)
-            .unwrap_err()
-    };
-    assert_eq!(
-        refuse(&mut s, id, C),
-        Error::NoSuchWarp { to: C },
-        "C is two hops away"
-    );
-    assert_eq!(
-        refuse(&mut s, id, A).code(),
-        "no_such_warp",
-        "no warp to itself"
-    );
-    assert_eq!(
-        refuse(&mut s, Uuid::from_u128(99), B).code(),
-        "not_in_sector"
-    );
+    let refuse = |s: &mut SectorState, who, to| game.handle(s, who, Command::Warp { to }, T0 + 999).unwrap_err();
+    assert_eq!(refuse(&mut s, id, C), Error::NoSuchWarp { to: C }, "C is two hops away");
+    assert_eq!(refuse(&mut s, id, A).code(), "no_such_warp", "no warp to itself");
+    assert_eq!(refuse(&mut s, Uuid::from_u128(99), B).code(), "not_in_sector");
     let e = refuse(&mut s, id, B);
     assert_eq!(
         e,
@@ -460,10 +407,7 @@ fn keyframe_shows_ships_stations_and_named_warps() {
     assert_eq!(k.stations.len(), 1);
     assert_eq!(k.stations[0].id, EXCHANGE);
     // Listed prices follow stock from the start (ore: half stock, base 18/22).
-    assert_eq!(
-        k.stations[0].commodities[0],
-        listing(Commodity::Ore, 500, 1000, 17, 23)
-    );
+    assert_eq!(k.stations[0].commodities[0], listing(Commodity::Ore, 500, 1000, 17, 23));
     assert!(
         game.tick(&mut s, 0.05).is_some(),
         "a keyframe leaves pending changes for the next delta"
@@ -476,10 +420,7 @@ fn layout_profile_and_unknown_sectors() {
     let layout = game.layout();
     assert_eq!(layout.len(), 2);
     assert!(layout[0].nexus);
-    assert_eq!(
-        layout[0].sectors.iter().map(|s| s.id).collect::<Vec<_>>(),
-        [A, B]
-    );
+    assert_eq!(layout[0].sectors.iter().map(|s| s.id).collect::<Vec<_>>(), [A, B]);
     assert_eq!(game.spawn_sector(), A);
 
     let (_, mut ship) = game.spawn(&character(7), T0);
@@ -502,10 +443,7 @@ fn layout_profile_and_unknown_sectors() {
 
     let unknown = Uuid::from_u128(0xDEAD);
     let mut s = game.new_sector(unknown);
-    assert_eq!(
-        (s.id(), s.warps().len(), s.stations().len()),
-        (unknown, 0, 0)
-    );
+    assert_eq!((s.id(), s.warps().len(), s.stations().len()), (unknown, 0, 0));
     assert_eq!(game.tick(&mut s, 0.05), None);
 }
 
@@ -517,9 +455,7 @@ fn commands_use_the_documented_json_shape() {
     );
     let c: Command = serde_json::from_str(r#"{"thrust":{"vx":1,"vy":2}}"#).unwrap();
     assert_eq!(c, thrust(1.0, 2.0));
-    let trade = format!(
-        r#"{{"trade":{{"station":"{EXCHANGE}","commodity":"luxury_goods","side":"sell","qty":3}}}}"#
-    );
+    let trade = format!(r#"{{"trade":{{"station":"{EXCHANGE}","commodity":"luxury_goods","side":"sell","qty":3}}}}"#);
     assert_eq!(
         serde_json::from_str::<Command>(&trade).unwrap(),
         Command::Trade {
@@ -596,11 +532,7 @@ fn every_wire_and_snapshot_type_round_trips_through_json_and_postcard() {
     assert_eq!(game.tick(&mut copy, 0.05), game.tick(&mut s, 0.05));
     let delta = game.tick(&mut restored.clone(), 0.05).unwrap();
     assert_eq!(
-        (
-            delta.upserts.len(),
-            delta.removes.len(),
-            delta.stations.len()
-        ),
+        (delta.upserts.len(), delta.removes.len(), delta.stations.len()),
         (1, 1, 1)
     );
     round_trip(&delta);
@@ -633,18 +565,9 @@ fn error_codes_are_stable_and_distinct() {
             requested: 2,
             available: 1,
         },
-        Error::NotEnoughCargoSpace {
-            requested: 2,
-            free: 1,
-        },
-        Error::NotEnoughCargo {
-            requested: 2,
-            held: 1,
-        },
-        Error::StationFull {
-            requested: 2,
-            room: 1,
-        },
+        Error::NotEnoughCargoSpace { requested: 2, free: 1 },
+        Error::NotEnoughCargo { requested: 2, held: 1 },
+        Error::StationFull { requested: 2, room: 1 },
     ];
     let codes: Vec<&str> = errors.iter().map(GameError::code).collect();
     assert_eq!(
@@ -664,10 +587,7 @@ fn error_codes_are_stable_and_distinct() {
             "station_full",
         ]
     );
-    assert_eq!(
-        errors[7].to_string(),
-        "not enough credits: 2 needed, 1 available"
-    );
+    assert_eq!(errors[7].to_string(), "not enough credits: 2 needed, 1 available");
 }
 
 #[test]

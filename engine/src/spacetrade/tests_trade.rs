@@ -20,11 +20,7 @@ fn trade(station: Uuid, commodity: Commodity, side: Side, qty: u32) -> Command {
 
 fn book(s: &SectorState, commodity: Commodity) -> Listing {
     let st = s.stations().iter().find(|st| st.id == EXCHANGE).unwrap();
-    st.listings
-        .iter()
-        .find(|l| l.commodity == commodity)
-        .unwrap()
-        .listing()
+    st.listings.iter().find(|l| l.commodity == commodity).unwrap().listing()
 }
 
 fn run(game: &SpaceTrade, s: &mut SectorState, who: Uuid, c: Command) -> Result<Event, Error> {
@@ -51,13 +47,7 @@ fn buying_then_selling_back_follows_the_documented_example() {
         }
     );
 
-    let e = run(
-        &game,
-        &mut s,
-        id,
-        trade(EXCHANGE, Commodity::Ore, Side::Buy, 100),
-    )
-    .unwrap();
+    let e = run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 100)).unwrap();
     assert_eq!(
         e,
         Event::TradeResult {
@@ -75,10 +65,7 @@ fn buying_then_selling_back_follows_the_documented_example() {
         }
     );
     let ship = s.ship(id).unwrap();
-    assert_eq!(
-        (ship.credits, ship.cargo.get(&Commodity::Ore)),
-        (7_600, Some(&100))
-    );
+    assert_eq!((ship.credits, ship.cargo.get(&Commodity::Ore)), (7_600, Some(&100)));
     assert_eq!(
         book(&s, Commodity::Ore),
         Listing {
@@ -97,13 +84,7 @@ fn buying_then_selling_back_follows_the_documented_example() {
     assert_eq!(d.stations[0].commodities[0], book(&s, Commodity::Ore));
     assert_eq!(game.tick(&mut s, 0.05), None);
 
-    let e = run(
-        &game,
-        &mut s,
-        id,
-        trade(EXCHANGE, Commodity::Ore, Side::Sell, 100),
-    )
-    .unwrap();
+    let e = run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Sell, 100)).unwrap();
     let Event::TradeResult {
         unit_price,
         total,
@@ -204,12 +185,7 @@ fn every_trade_refusal_has_its_code_and_changes_nothing() {
     assert_eq!(game.tick(&mut s, 0.05), None);
     // The numbers in the messages are the ones that matter to the player.
     let e = game
-        .handle(
-            &mut s,
-            poor_id,
-            trade(EXCHANGE, Commodity::Equipment, Side::Buy, 2),
-            T0,
-        )
+        .handle(&mut s, poor_id, trade(EXCHANGE, Commodity::Equipment, Side::Buy, 2), T0)
         .unwrap_err();
     assert_eq!(
         e,
@@ -219,12 +195,7 @@ fn every_trade_refusal_has_its_code_and_changes_nothing() {
         }
     );
     let e = game
-        .handle(
-            &mut s,
-            rich_id,
-            trade(EXCHANGE, Commodity::Fuel, Side::Sell, 11),
-            T0,
-        )
+        .handle(&mut s, rich_id, trade(EXCHANGE, Commodity::Fuel, Side::Sell, 11), T0)
         .unwrap_err();
     assert_eq!(
         e,
@@ -234,12 +205,7 @@ fn every_trade_refusal_has_its_code_and_changes_nothing() {
         }
     );
     let e = game
-        .handle(
-            &mut s,
-            rich_id,
-            trade(EXCHANGE, Commodity::Ore, Side::Buy, 51),
-            T0,
-        )
+        .handle(&mut s, rich_id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 51), T0)
         .unwrap_err();
     assert_eq!(
         e,
@@ -249,21 +215,9 @@ fn every_trade_refusal_has_its_code_and_changes_nothing() {
         }
     );
     // Exactly enough works: fill the station, fill the hold.
-    run(
-        &game,
-        &mut s,
-        rich_id,
-        trade(EXCHANGE, Commodity::Fuel, Side::Sell, 10),
-    )
-    .unwrap();
+    run(&game, &mut s, rich_id, trade(EXCHANGE, Commodity::Fuel, Side::Sell, 10)).unwrap();
     assert_eq!(book(&s, Commodity::Fuel).quantity, 1000);
-    run(
-        &game,
-        &mut s,
-        rich_id,
-        trade(EXCHANGE, Commodity::Ore, Side::Buy, 60),
-    )
-    .unwrap();
+    run(&game, &mut s, rich_id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 60)).unwrap();
     assert_eq!(s.ship(rich_id).unwrap().cargo_free(), 0);
 }
 
@@ -276,18 +230,10 @@ fn prices_stay_in_bounds_and_sell_never_below_buy() {
         buy_price: 100,
         sell_price: 120,
     });
-    assert_eq!(
-        (l.buy_price, l.sell_price),
-        (149, 180),
-        "empty: about 1.5x base"
-    );
+    assert_eq!((l.buy_price, l.sell_price), (149, 180), "empty: about 1.5x base");
     l.quantity = 1000;
     l.reprice();
-    assert_eq!(
-        (l.buy_price, l.sell_price),
-        (50, 61),
-        "full: about 0.5x base"
-    );
+    assert_eq!((l.buy_price, l.sell_price), (50, 61), "full: about 0.5x base");
     for q in 0..=1000 {
         l.quantity = q;
         l.reprice();
@@ -321,21 +267,9 @@ fn huge_balances_saturate_instead_of_overflowing() {
     whale.cargo_capacity = u32::MAX;
     let id = whale.id;
     let mut s = sector_with(&game, vec![whale]);
-    run(
-        &game,
-        &mut s,
-        id,
-        trade(EXCHANGE, Commodity::Ore, Side::Sell, 10),
-    )
-    .unwrap();
+    run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Sell, 10)).unwrap();
     assert_eq!(s.ship(id).unwrap().credits, u64::MAX);
-    run(
-        &game,
-        &mut s,
-        id,
-        trade(EXCHANGE, Commodity::Ore, Side::Buy, 510),
-    )
-    .unwrap();
+    run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 510)).unwrap();
     assert_eq!(s.ship(id).unwrap().cargo[&Commodity::Ore], 510);
 }
 
@@ -350,29 +284,15 @@ fn no_sequence_of_trades_creates_credits() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut refused = 0;
     for _ in 0..2_000 {
-        let side = if rng.random_bool(0.5) {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
         let qty = rng.random_range(1..=60);
-        if run(
-            &game,
-            &mut s,
-            id,
-            trade(EXCHANGE, Commodity::Equipment, side, qty),
-        )
-        .is_err()
-        {
+        if run(&game, &mut s, id, trade(EXCHANGE, Commodity::Equipment, side, qty)).is_err() {
             refused += 1;
         }
         let l = book(&s, Commodity::Equipment);
         assert!(l.sell_price >= l.buy_price && l.quantity <= l.capacity);
     }
-    assert!(
-        refused < 1_500,
-        "most random trades go through ({refused} refused)"
-    );
+    assert!(refused < 1_500, "most random trades go through ({refused} refused)");
     // Sell back what is held to return the station to its starting stock, then compare wallets.
     let held = s
         .ship(id)
@@ -407,29 +327,11 @@ fn a_big_trade_costs_about_the_same_as_many_small_ones() {
     let (one_id, many_id) = (one.id, many.id);
     let mut s1 = sector_with(&game, vec![one]);
     let mut s2 = sector_with(&game, vec![many]);
-    run(
-        &game,
-        &mut s1,
-        one_id,
-        trade(EXCHANGE, Commodity::Ore, Side::Buy, 50),
-    )
-    .unwrap();
+    run(&game, &mut s1, one_id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 50)).unwrap();
     for _ in 0..50 {
-        run(
-            &game,
-            &mut s2,
-            many_id,
-            trade(EXCHANGE, Commodity::Ore, Side::Buy, 1),
-        )
-        .unwrap();
+        run(&game, &mut s2, many_id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 1)).unwrap();
     }
-    let (c1, c2) = (
-        s1.ship(one_id).unwrap().credits,
-        s2.ship(many_id).unwrap().credits,
-    );
-    assert!(
-        c1.abs_diff(c2) <= 50,
-        "one trade left {c1}, fifty left {c2}"
-    );
+    let (c1, c2) = (s1.ship(one_id).unwrap().credits, s2.ship(many_id).unwrap().credits);
+    assert!(c1.abs_diff(c2) <= 50, "one trade left {c1}, fifty left {c2}");
     assert_eq!(book(&s1, Commodity::Ore), book(&s2, Commodity::Ore));
 }

@@ -66,12 +66,7 @@ impl ListingState {
     pub fn unit_price(&self, side: Side, qty: u32) -> u32 {
         let (q, n) = (u64::from(self.quantity), u64::from(qty));
         match side {
-            Side::Buy => price_at(
-                self.base_sell_price,
-                (2 * q).saturating_sub(n),
-                self.capacity,
-                true,
-            ),
+            Side::Buy => price_at(self.base_sell_price, (2 * q).saturating_sub(n), self.capacity, true),
             Side::Sell => price_at(self.base_buy_price, 2 * q + n, self.capacity, false),
         }
     }
@@ -83,11 +78,7 @@ fn price_at(base: u32, mid2: u64, capacity: u32, round_up: bool) -> u32 {
     let mid2 = u128::from(mid2).min(2 * cap);
     let num = u128::from(base) * (6 * cap - 2 * mid2);
     let den = 4 * cap;
-    let v = if round_up {
-        num.div_ceil(den)
-    } else {
-        num / den
-    };
+    let v = if round_up { num.div_ceil(den) } else { num / den };
     u32::try_from(v).unwrap_or(u32::MAX).max(1)
 }
 
@@ -105,9 +96,7 @@ pub(crate) fn trade(
     side: Side,
     qty: u32,
 ) -> Result<Event, Error> {
-    let st_slot = state
-        .station_slot(station)
-        .ok_or(Error::NoSuchStation { station })?;
+    let st_slot = state.station_slot(station).ok_or(Error::NoSuchStation { station })?;
     let (ship, st) = state.ship_and_station_mut(slot, st_slot);
     let listing = st
         .listings
@@ -115,10 +104,7 @@ pub(crate) fn trade(
         .find(|l| l.commodity == commodity)
         .ok_or(Error::NotTradedHere { station, commodity })?;
     if qty == 0 || qty > MAX_CAPACITY {
-        return Err(Error::InvalidQuantity {
-            qty,
-            max: MAX_CAPACITY,
-        });
+        return Err(Error::InvalidQuantity { qty, max: MAX_CAPACITY });
     }
     let unit_price = listing.unit_price(side, qty);
     let total = u64::from(unit_price) * u64::from(qty);
@@ -133,10 +119,7 @@ pub(crate) fn trade(
             }
             let free = ship.cargo_free();
             if qty > free {
-                return Err(Error::NotEnoughCargoSpace {
-                    requested: qty,
-                    free,
-                });
+                return Err(Error::NotEnoughCargoSpace { requested: qty, free });
             }
             if total > ship.credits {
                 return Err(Error::NotEnoughCredits {
@@ -150,17 +133,11 @@ pub(crate) fn trade(
         }
         Side::Sell => {
             if qty > held {
-                return Err(Error::NotEnoughCargo {
-                    requested: qty,
-                    held,
-                });
+                return Err(Error::NotEnoughCargo { requested: qty, held });
             }
             let room = listing.capacity.saturating_sub(listing.quantity);
             if qty > room {
-                return Err(Error::StationFull {
-                    requested: qty,
-                    room,
-                });
+                return Err(Error::StationFull { requested: qty, room });
             }
             listing.quantity += qty;
             ship.credits = ship.credits.saturating_add(total);

@@ -9,9 +9,5 @@ pub enum NexusMsg<G: Game> {
     /// A ship crossing from one region to another.
     Transfer(Transfer<G>),
     /// A line on the global chat channel.
-    GlobalChat {
-        from: Uuid,
-        name: String,
-        text: String,
-    },
+    GlobalChat { from: Uuid, name: String, text: String },
 }

@@ -11,9 +11,7 @@ use orrery_actors::persist::Persister;
 use orrery_actors::sector::{SectorActor, SectorArgs, SectorCell, SectorMsg};
 use orrery_actors::{Directory, EngineConfig, Fabric, Transfer};
 use orrery_engine::{Game, RegionId, SectorId};
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, SupervisionEvent};
 use tracing::{error, warn};
 
 use crate::fabric::NodeFabric;
@@ -81,8 +79,7 @@ impl<G: Game> RegionState<G> {
             config: Arc::clone(&self.args.config),
             persister: self.args.persister.clone(),
         };
-        let (actor, _) =
-            Actor::spawn_linked(None, SectorActor::<G>::default(), args, myself.get_cell()).await?;
+        let (actor, _) = Actor::spawn_linked(None, SectorActor::<G>::default(), args, myself.get_cell()).await?;
         self.children.insert(actor.get_id(), id);
         Ok(())
     }
@@ -144,11 +141,7 @@ impl<G: Game> Actor for RegionSupervisor<G> {
         Ok(state)
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.args.fabric.set_region(state.args.id, None);
         for id in state.cells.keys() {
             state.args.directory.set_sector_actor(*id, None);
@@ -195,19 +188,13 @@ impl<G: Game> Actor for RegionSupervisor<G> {
         metrics::counter!("orrery_sector_restarts_total").increment(1);
         let now = Instant::now();
         let window = state.args.config.restart_window;
-        while state
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > window)
-        {
+        while state.restarts.front().is_some_and(|t| now.duration_since(*t) > window) {
             state.restarts.pop_front();
         }
         state.restarts.push_back(now);
         if state.restarts.len() > state.args.config.max_restarts {
             error!(region = %state.args.name, %sector, "restart intensity exceeded; escalating to the region manager");
-            return Err(
-                format!("region {} exceeded its restart intensity", state.args.name).into(),
-            );
+            return Err(format!("region {} exceeded its restart intensity", state.args.name).into());
         }
         warn!(region = %state.args.name, %sector, %reason, "sector actor failed; restarting from its last state");
         let Some(cell) = state.cells.get(&sector).cloned() else {
