@@ -26,6 +26,8 @@ enum Command {
     /// Work with galaxy content directories.
     #[command(subcommand)]
     Galaxy(GalaxyCommand),
+    /// Drive simulated clients against a running server and report what they measured (see docs/loadtest.md).
+    Loadtest(Box<orrery_loadtest::LoadtestArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +238,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Galaxy(cmd) => galaxy(cmd),
+        Command::Loadtest(args) => orrery_loadtest::run(*args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

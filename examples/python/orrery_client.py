@@ -19,7 +19,6 @@ import base64
 import hashlib
 import http.client
 import json
-import math
 import os
 import socket
 import struct

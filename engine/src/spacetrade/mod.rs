@@ -1,8 +1,10 @@
-//! The reference game, a space-trade world: `model` (wire types), `sector` (state, motion, deltas), `trade` (prices).
+//! The reference game, a space-trade world: `model` (wire types), `sector` (state, motion, deltas), `trade` (prices),
+//! `view` (a client's mirror of a sector).
 
 mod model;
 mod sector;
 mod trade;
+mod view;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +24,7 @@ use crate::turns::TurnPool;
 pub use model::{Command, Delta, Error, Event, Keyframe, Profile, Rules, Ship, ShipView, Side, StationView, WarpView};
 pub use sector::{SectorState, StationState};
 pub use trade::ListingState;
+pub use view::ClientView;
 
 /// The space-trade game over one galaxy. Cheap to share (`Arc` it); all state lives in [`SectorState`]s.
 #[derive(Debug)]
