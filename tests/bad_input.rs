@@ -103,14 +103,7 @@ async fn oversized_frames_close_with_1009_and_others_keep_streaming() {
     by.client
         .command(orrery_engine::spacetrade::Command::Thrust { vx: 3.0, vy: 0.0 })
         .await;
-    by.client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => {
-                body.upserts.iter().any(|s| s.owner == c2 && s.vx == 3.0).then_some(())
-            }
-            _ => None,
-        })
-        .await;
+    by.client.until_ship(c2, |s| s.vx == 3.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

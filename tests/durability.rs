@@ -45,17 +45,8 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
         j.client.delta().await;
     }
     j.client.command(Command::Thrust { vx: 0.0, vy: 0.0 }).await;
-    let (x, y) = j
-        .client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => body
-                .upserts
-                .iter()
-                .find(|s| s.owner == character && s.vx == 0.0)
-                .map(|s| (s.x, s.y)),
-            _ => None,
-        })
-        .await;
+    let (_, _, stopped) = j.client.until_ship(character, |s| s.vx == 0.0 && s.vy == 0.0).await;
+    let (x, y) = (stopped.x, stopped.y);
     j.client.close().await;
     server.stop().await;
 
@@ -86,13 +77,8 @@ async fn shutdown_closes_sessions_with_1001_and_parks_their_ships() {
     let (token, character) = server.guest("Online").await;
     let mut j = Client::join(&server, &token, Encoding::Json).await;
     j.client.command(Command::Thrust { vx: -50.0, vy: 0.0 }).await;
-    let (x0, _) = j
-        .client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => body.upserts.iter().find(|s| s.owner == character).map(|s| (s.x, s.y)),
-            _ => None,
-        })
-        .await;
+    let (_, _, moving) = j.client.until_ship(character, |s| s.vx == -50.0).await;
+    let x0 = moving.x;
     let stopping = tokio::spawn(async move {
         server.stop().await;
         server
@@ -135,7 +121,11 @@ async fn a_crashed_sector_restarts_from_its_last_state_and_resends_keyframes() {
     assert_eq!((ship.vx, ship.vy), (20.0, 10.0));
     let (next, _, delta) = j.client.delta().await;
     assert!(next > seq);
-    assert!(delta.upserts.iter().any(|s| s.owner == character));
+    let h = j.client.view.ship_of(character).unwrap().h;
+    assert!(
+        delta.moves.items.iter().any(|m| m.h == h),
+        "still moving after the restart"
+    );
     assert!(server.metrics().await.contains("orrery_sector_restarts_total"));
     // Commands work again.
     let id = j.client.send(ClientMessage::Ping).await;
@@ -171,16 +161,7 @@ async fn too_many_restarts_escalate_to_a_region_restart_and_the_world_recovers()
         "the sixth restart within 10 s escalated:\n{metrics}"
     );
     j.client.command(Command::Thrust { vx: 1.0, vy: 1.0 }).await;
-    j.client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => body
-                .upserts
-                .iter()
-                .any(|s| s.owner == character && s.vx == 1.0)
-                .then_some(()),
-            _ => None,
-        })
-        .await;
+    j.client.until_ship(character, |s| s.vx == 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,32 +29,21 @@ async fn thrust_shows_in_consecutive_deltas(encoding: Encoding) {
 
     client.command(Command::Thrust { vx: 40.0, vy: -20.0 }).await;
     // The first delta showing the new velocity; every later delta moves the ship by v * dt.
-    let (mut last_seq, mut last_tick, mut last) = client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { seq, tick, body, .. } => body
-                .upserts
-                .iter()
-                .find(|s| s.owner == character && s.vx == 40.0)
-                .map(|s| (*seq, *tick, s.clone())),
-            _ => None,
-        })
-        .await;
+    // (Binary quantizes positions to 1/65535 of the sector, hence the tolerance.)
+    let tol = 0.02;
+    let (mut last_seq, mut last_tick, mut last) = client.until_ship(character, |s| s.vx == 40.0).await;
     assert!(last_seq > seq, "deltas continue the keyframe's sequence");
     assert_eq!(last.vy, -20.0);
-    assert!((last.x - (x0 + 2.0)).abs() < 1e-3, "moved one step of 40 * 0.05");
-    assert!((last.y - (y0 - 1.0)).abs() < 1e-3);
+    assert!((last.x - (x0 + 2.0)).abs() < tol, "moved one step of 40 * 0.05");
+    assert!((last.y - (y0 - 1.0)).abs() < tol);
     for _ in 0..10 {
-        let (seq, tick, delta) = client.delta().await;
+        let (seq, tick, _) = client.delta().await;
         assert_eq!(seq, last_seq + 1, "seq increases by one per delta");
         assert_eq!(tick, last_tick + 1, "a moving ship changes the sector every tick");
-        let s = delta
-            .upserts
-            .iter()
-            .find(|s| s.owner == character)
-            .expect("moving ship in every delta");
-        assert!((s.x - (last.x + 2.0)).abs() < 1e-3);
-        assert!((s.y - (last.y - 1.0)).abs() < 1e-3);
-        (last_seq, last_tick, last) = (seq, tick, s.clone());
+        let s = client.view.ship_of(character).expect("own ship in view").clone();
+        assert!((s.x - (last.x + 2.0)).abs() < tol, "{} then {}", last.x, s.x);
+        assert!((s.y - (last.y - 1.0)).abs() < tol);
+        (last_seq, last_tick, last) = (seq, tick, s);
     }
 }
 
@@ -97,20 +86,10 @@ async fn other_ships_appear_and_leave_in_deltas() {
     let two = Client::join(&server, &t2, Encoding::Binary).await;
     assert_eq!(one.sector, two.sector, "new characters start in the spawn sector");
     assert!(two.keyframe.ships.iter().any(|s| s.owner == c2));
-    let appeared = one
-        .client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } => body.upserts.iter().find(|s| s.owner == c2).map(|s| s.id),
-            _ => None,
-        })
-        .await;
+    let (_, _, appeared) = one.client.until_ship(c2, |_| true).await;
+    assert_eq!(appeared.name.as_ref(), "Two");
     two.client.close().await;
-    one.client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } if body.removes.contains(&appeared) => Some(()),
-            _ => None,
-        })
-        .await;
+    one.client.until_gone(c2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,14 +70,7 @@ async fn warp_to_a_neighbour_moves_the_ship_and_its_subscription() {
 
     assert_eq!(warp(&mut w.client, target).await, (start, target));
     // The watcher, still in the start sector, sees the ship leave.
-    let ship = w.profile.ship;
-    watcher
-        .client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { body, .. } if body.removes.contains(&ship) => Some(()),
-            _ => None,
-        })
-        .await;
+    watcher.client.until_gone(c1).await;
     // The walker now streams the new sector: its own ship is there and it moves in that sector's deltas.
     let id = w.client.send(ClientMessage::Resync).await;
     let ships = w
@@ -92,14 +85,7 @@ async fn warp_to_a_neighbour_moves_the_ship_and_its_subscription() {
         .await;
     assert!(ships.iter().any(|s| s.owner == c1));
     w.client.command(Command::Thrust { vx: 10.0, vy: 0.0 }).await;
-    w.client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Delta { sector, body, .. } if *sector == target => {
-                body.upserts.iter().any(|s| s.owner == c1 && s.vx == 10.0).then_some(())
-            }
-            _ => None,
-        })
-        .await;
+    w.client.until_ship(c1, |s| s.vx == 10.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,4 +337,39 @@ async fn sector_chat_stays_in_the_sector_and_global_chat_reaches_everyone() {
         })
         .await;
     assert_eq!(b.client.error_for(id).await.0, "invalid_chat");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sector_requests_sent_during_a_warp_are_answered_not_lost() {
+    let server = TestServer::start().await;
+    let (t, _) = server.guest("Hasty").await;
+    let mut j = Client::join(&server, &t, Encoding::Json).await;
+    let to = j.keyframe.warps[0].to;
+    for round in 0..5 {
+        let target = if round % 2 == 0 { to } else { j.sector };
+        j.client.command(Command::Warp { to: target }).await;
+        let text = format!("mid-warp {round}");
+        let chat_id = j
+            .client
+            .send(ClientMessage::Chat {
+                channel: ChatChannel::Sector,
+                text: text.clone(),
+            })
+            .await;
+        let resync_id = j.client.send(ClientMessage::Resync).await;
+        let (mut chat_answered, mut resync_answered) = (false, false);
+        while !(chat_answered && resync_answered) {
+            let f = j.client.recv().await;
+            match &f.msg {
+                ServerMessage::Error { code, .. } if f.id == Some(chat_id) || f.id == Some(resync_id) => {
+                    assert_eq!(code, "warp_in_progress");
+                    chat_answered |= f.id == Some(chat_id);
+                    resync_answered |= f.id == Some(resync_id);
+                }
+                ServerMessage::Chat { text: t, .. } if *t == text => chat_answered = true,
+                ServerMessage::Keyframe { .. } if f.id == Some(resync_id) => resync_answered = true,
+                _ => {}
+            }
+        }
+    }
 }

@@ -355,7 +355,8 @@ class Session:
         self.size = 1000.0
         self.seq: int | None = None
         self.tick: int | None = None
-        self.ships: dict[str, dict] = {}
+        self.ships: dict[str, dict] = {}  # ship id -> ship
+        self.by_handle: dict[int, str] = {}  # handle `h` -> ship id, for this sector's deltas
         self.stations: dict[str, dict] = {}
         self.warps: list[dict] = []
         self.deltas_seen = 0
@@ -415,10 +416,11 @@ class Session:
             self.seq = msg["seq"]
             self.tick = msg["tick"]
             self.ships = {s["id"]: s for s in msg["ships"]}
+            self.by_handle = {s["h"]: s["id"] for s in msg["ships"]}
             self.stations = {s["id"]: s for s in msg["stations"]}
             self.warps = msg["warps"]
         elif t == "delta":
-            for field in ("sector", "seq", "tick", "upserts", "removes", "stations"):
+            for field in ("sector", "seq", "tick", "upserts", "removes", "moves", "steers", "stations"):
                 check(field in msg, f"delta lacks {field!r}")
             if msg["sector"] != self.sector:
                 self.foreign_deltas += 1
@@ -433,10 +435,22 @@ class Session:
             if self.tick is not None:
                 check(msg["tick"] > self.tick, f"delta tick {msg['tick']} not after {self.tick}")
             self.tick = msg["tick"]
-            for ship_id in msg["removes"]:
-                self.ships.pop(ship_id, None)
+            # The doc's order: removes, upserts, moves, steers, stations. Deltas name ships by handle.
+            for h in msg["removes"]:
+                ship_id = self.by_handle.pop(h, None)
+                if ship_id is not None:
+                    self.ships.pop(ship_id, None)
             for ship in msg["upserts"]:
                 self.ships[ship["id"]] = ship
+                self.by_handle[ship["h"]] = ship["id"]
+            for m in msg["moves"]:
+                ship = self.ships.get(self.by_handle.get(m["h"], ""))
+                if ship is not None:
+                    ship["x"], ship["y"] = m["x"], m["y"]
+            for v in msg["steers"]:
+                ship = self.ships.get(self.by_handle.get(v["h"], ""))
+                if ship is not None:
+                    ship["vx"], ship["vy"] = v["vx"], v["vy"]
             for station in msg["stations"]:
                 self.stations[station["id"]] = station
         elif t == "trade_result":
@@ -486,6 +500,14 @@ class Session:
                 out.append(self.recv_json(remaining))
             except TimeoutError:
                 return out
+
+    def touches_me(self, delta: dict) -> bool:
+        """Whether a delta (already applied) changed my ship."""
+        me = self.character["ship"]
+        mine = {h for h, ship_id in self.by_handle.items() if ship_id == me}
+        return (any(u["id"] == me for u in delta["upserts"])
+                or any(m["h"] in mine for m in delta["moves"])
+                or any(v["h"] in mine for v in delta["steers"]))
 
     def my_ship(self) -> dict:
         ship_id = self.character["ship"]
@@ -560,7 +582,7 @@ def step_thrust(s: Session, tick_hz: int) -> None:
             break
         if msg["type"] == "error":
             fail(f"thrust refused: {msg}")
-        if msg["type"] == "delta" and s.character["ship"] in {u["id"] for u in msg["upserts"]}:
+        if msg["type"] == "delta" and s.touches_me(msg):
             me = s.ships[s.character["ship"]]
             if first_visible is None and (me["vx"], me["vy"]) == (vx, vy):
                 first_visible = time.monotonic() - t0
@@ -586,8 +608,8 @@ def step_thrust(s: Session, tick_hz: int) -> None:
 
 def step_stop(s: Session) -> None:
     s.send({"type": "thrust", "vx": 0.0, "vy": 0.0})
-    s.wait_for(lambda m: m["type"] == "delta" and any(u["id"] == s.character["ship"] and u["vx"] == 0 and u["vy"] == 0
-                                                      for u in m["upserts"]), 2.0, "a delta showing my ship stopped")
+    s.wait_for(lambda m: m["type"] == "delta" and s.touches_me(m) and (s.my_ship()["vx"], s.my_ship()["vy"]) == (0, 0),
+               2.0, "a delta showing my ship stopped")
     rest = dict(s.my_ship())
     s.pump(0.3)  # a stopped ship must not move any more
     now = s.my_ship()

@@ -255,7 +255,9 @@ mod tests {
     use super::*;
     use crate::messages::{ChatChannel, ServerMessage};
     use orrery_engine::galaxy::{generate, Commodity, GenerateParams};
-    use orrery_engine::spacetrade::{Command, Delta, Event, Rules, ShipView, Side, SpaceTrade};
+    use orrery_engine::spacetrade::{
+        Command, Delta, Event, Move, Moves, Rules, ShipView, Side, SpaceTrade, Steer, Steers,
+    };
     use serde_json::json;
     use uuid::Uuid;
 
@@ -363,6 +365,7 @@ mod tests {
         assert_eq!(server_to_bin(&back), server_to_bin(&key));
 
         let ship = ShipView {
+            h: 0,
             id: Uuid::new_v4(),
             owner: Uuid::new_v4(),
             name: "A".into(),
@@ -379,7 +382,18 @@ mod tests {
                 tick: 11,
                 body: Delta {
                     upserts: vec![ship],
-                    removes: vec![Uuid::new_v4()],
+                    removes: vec![3],
+                    moves: Moves {
+                        size: 1000.0,
+                        items: vec![Move { h: 1, x: 10.0, y: 20.0 }],
+                    },
+                    steers: Steers {
+                        items: vec![Steer {
+                            h: 1,
+                            vx: -5.0,
+                            vy: 0.5,
+                        }],
+                    },
                     stations: vec![],
                 },
             },
@@ -389,6 +403,9 @@ mod tests {
         assert_eq!(v["type"], "delta");
         assert!(v.get("id").is_none());
         assert_eq!(v["upserts"][0]["vx"], 3.0);
+        assert_eq!(v["moves"], json!([{"h": 1, "x": 10.0, "y": 20.0}]));
+        assert_eq!(v["steers"], json!([{"h": 1, "vx": -5.0, "vy": 0.5}]));
+        assert_eq!(v["removes"], json!([3]));
         let bin = server_to_bin(&delta);
         assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()), bin);
         assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
@@ -427,5 +444,65 @@ mod tests {
             serde_json::from_str::<Value>(&err).unwrap(),
             json!({"type": "error", "code": "x_y", "message": "why"})
         );
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use crate::messages::ServerMessage;
+    use orrery_engine::galaxy::{generate, GenerateParams};
+    use orrery_engine::spacetrade::{Command, Rules, SpaceTrade};
+    use orrery_engine::{CharacterSeed, Game};
+    use uuid::Uuid;
+
+    /// The binary delta of a sector of 100 moving ships, half of which changed course this tick, fits in the
+    /// 1,000-byte budget (the reference Colyseus patch is 2,001 bytes).
+    #[test]
+    fn a_hundred_moving_ships_fit_in_a_thousand_bytes() {
+        let galaxy = std::sync::Arc::new(generate(GenerateParams {
+            seed: 1,
+            regions: 1,
+            sectors_per_region: 2,
+        }));
+        let game = SpaceTrade::new(galaxy.clone(), Rules::default());
+        let sector_id = galaxy.spawn_sector().unwrap().id;
+        let mut sector = game.new_sector(sector_id);
+        let mut ids = Vec::new();
+        for n in 0..100u128 {
+            let seed = CharacterSeed {
+                character_id: Uuid::from_u128(n + 1),
+                name: format!("r0c{n}"),
+            };
+            let (_, ship) = game.spawn(&seed, 0);
+            ids.push(game.avatar_id(&ship));
+            game.admit(&mut sector, ship, 0);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let v = (i as f32 * 1.7) % 90.0 + 5.0;
+            game.handle(&mut sector, *id, Command::Thrust { vx: v, vy: -v }, 0)
+                .unwrap();
+        }
+        game.tick(&mut sector, 0.05);
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            let v = (i as f32 * 3.1) % 80.0 + 3.0;
+            game.handle(&mut sector, *id, Command::Thrust { vx: -v, vy: v }, 0)
+                .unwrap();
+        }
+        let delta = game.tick(&mut sector, 0.05).unwrap();
+        assert_eq!((delta.moves.items.len(), delta.steers.items.len()), (100, 50));
+        let frame = ServerFrame::<SpaceTrade>::new(
+            None,
+            ServerMessage::Delta {
+                sector: sector_id,
+                seq: 123_456,
+                tick: 1_234_567,
+                body: delta,
+            },
+        );
+        let bytes = server_to_bin(&frame).len();
+        assert!(bytes <= 1000, "{bytes} bytes");
+        let json = server_to_json(&frame).len();
+        assert!(json > bytes, "JSON ({json}) is the readable, larger form");
     }
 }

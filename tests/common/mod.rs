@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use orrery_api::{GalaxySource, RunningServer, ServerConfig};
 use orrery_engine::galaxy::GenerateParams;
-use orrery_engine::spacetrade::{Command, Delta, Keyframe, Profile, SpaceTrade};
+use orrery_engine::spacetrade::{ClientView, Command, Delta, Keyframe, Profile, ShipView, SpaceTrade};
 use orrery_protocol::codec;
 use orrery_protocol::{ClientFrame, ClientMessage, Encoding, ServerFrame, ServerMessage};
 use serde_json::Value;
@@ -139,6 +139,8 @@ impl TestServer {
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub encoding: Encoding,
+    /// The client's picture of its sector, kept current by every keyframe and delta received.
+    pub view: ClientView,
     next_id: u64,
 }
 
@@ -168,6 +170,7 @@ impl Client {
         Client {
             ws,
             encoding,
+            view: ClientView::default(),
             next_id: 1,
         }
     }
@@ -190,6 +193,7 @@ impl Client {
         Client {
             ws,
             encoding,
+            view: ClientView::default(),
             next_id: 1,
         }
     }
@@ -252,8 +256,44 @@ impl Client {
         self.send(ClientMessage::Game(c)).await
     }
 
-    /// The next server frame (panics after [`WAIT`]).
+    /// The next server frame (panics after [`WAIT`]); keyframes and deltas update [`Client::view`].
     pub async fn recv(&mut self) -> Frame {
+        let frame = self.recv_raw().await;
+        match &frame.msg {
+            ServerMessage::Keyframe { body, .. } => self.view = ClientView::from_keyframe(body),
+            ServerMessage::Delta { body, .. } => self.view.apply(body),
+            _ => {}
+        }
+        frame
+    }
+
+    /// Reads until the view shows `owner`'s ship satisfying `pred`; returns the seq and tick of the frame that
+    /// made it so, and the ship.
+    pub async fn until_ship(&mut self, owner: Uuid, pred: impl Fn(&ShipView) -> bool) -> (u64, u64, ShipView) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "the ship never matched");
+            let f = self.recv().await;
+            let (seq, tick) = match f.msg {
+                ServerMessage::Delta { seq, tick, .. } | ServerMessage::Keyframe { seq, tick, .. } => (seq, tick),
+                _ => continue,
+            };
+            if let Some(ship) = self.view.ship_of(owner).filter(|s| pred(s)) {
+                return (seq, tick, ship.clone());
+            }
+        }
+    }
+
+    /// Reads until `owner`'s ship is no longer in the view.
+    pub async fn until_gone(&mut self, owner: Uuid) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.view.ship_of(owner).is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "the ship never left");
+            self.recv().await;
+        }
+    }
+
+    async fn recv_raw(&mut self) -> Frame {
         loop {
             let next = tokio::time::timeout(WAIT, self.ws.next())
                 .await

@@ -40,7 +40,11 @@ pub enum SectorMsg<G: Game> {
         req_id: Option<u64>,
     },
     /// A line on the sector chat channel.
-    SayInSector { link: Arc<SessionLink>, text: String },
+    SayInSector {
+        link: Arc<SessionLink>,
+        req_id: Option<u64>,
+        text: String,
+    },
     /// Encode the current state for the store (periodic snapshots use the persister instead).
     Snapshot(RpcReplyPort<PersistBatch>),
     /// Debug hook: panic inside the handler, to exercise supervision.

@@ -353,16 +353,24 @@ impl<G: Game> SectorState<G> {
         }
     }
 
-    fn handle_command(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command) {
-        if !self.subscribers.iter().any(|l| l.session == link.session) {
+    /// Whether the session's ship is here; if not (it left on a warp a moment ago), tells the client so.
+    fn check_here(&self, link: &SessionLink, req_id: Option<u64>) -> bool {
+        let here = self.subscribers.iter().any(|l| l.session == link.session);
+        if !here {
             self.send_to(
-                &link,
+                link,
                 ServerFrame::error(
                     req_id,
                     orrery_protocol::codes::WARP_IN_PROGRESS,
-                    "your ship is not in this sector",
+                    "your ship is between sectors; wait for `warped`",
                 ),
             );
+        }
+        here
+    }
+
+    fn handle_command(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command) {
+        if !self.check_here(&link, req_id) {
             return;
         }
         let now = now_millis();
@@ -530,9 +538,15 @@ impl<G: Game> Actor for SectorActor<G> {
             SectorMsg::Command { link, req_id, command } => state.handle_command(link, req_id, command),
             SectorMsg::Admit(transfer) => state.admit(transfer),
             SectorMsg::Resync { link, req_id } => {
+                if !state.check_here(&link, req_id) {
+                    return Ok(());
+                }
                 link.conn.send_keyframe(&state.keyframe_frame(req_id, link.encoding));
             }
-            SectorMsg::SayInSector { link, text } => {
+            SectorMsg::SayInSector { link, req_id, text } => {
+                if !state.check_here(&link, req_id) {
+                    return Ok(());
+                }
                 let msg = ServerFrame::<G>::new(
                     None,
                     ServerMessage::Chat {

@@ -105,6 +105,7 @@ impl<G: Game> SessionState<G> {
                         id,
                         SectorMsg::SayInSector {
                             link: Arc::clone(&self.link),
+                            req_id: id,
                             text,
                         },
                     ),

@@ -1,6 +1,7 @@
 //! The reference game, a space-trade world: `model` (wire types), `sector` (state, motion, deltas), `trade` (prices),
 //! `view` (a client's mirror of a sector).
 
+mod compact;
 mod model;
 mod sector;
 mod trade;
@@ -21,6 +22,7 @@ use crate::galaxy::{Galaxy, DEFAULT_SECTOR_SIZE};
 use crate::game::{CharacterSeed, EntityId, Game, Millis, Outcome, RegionLayout, SectorId};
 use crate::turns::TurnPool;
 
+pub use compact::{Move, Moves, Steer, Steers};
 pub use model::{Command, Delta, Error, Event, Keyframe, Profile, Rules, Ship, ShipView, Side, StationView, WarpView};
 pub use sector::{SectorState, StationState};
 pub use trade::ListingState;
@@ -224,7 +226,7 @@ impl Game for SpaceTrade {
                 if ship.vx != vx || ship.vy != vy {
                     ship.vx = vx;
                     ship.vy = vy;
-                    sector.mark_changed(slot);
+                    sector.mark_steered(slot);
                 }
                 Ok(Outcome::Reply(None))
             }

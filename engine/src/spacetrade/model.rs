@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::compact::{Moves, Steers};
 use crate::galaxy::{Commodity, Listing};
 use crate::game::GameError;
 use crate::turns::{TurnConfig, TurnPool};
@@ -67,9 +68,10 @@ impl Ship {
         self.cargo_capacity.saturating_sub(self.cargo_used())
     }
 
-    /// The public view of this ship (what other players see).
-    pub fn view(&self) -> ShipView {
+    /// The public view of this ship (what other players see), as ship `h` of its sector.
+    pub fn view(&self, h: u32) -> ShipView {
         ShipView {
+            h,
             id: self.id,
             owner: self.owner,
             name: Arc::from(self.name.as_str()),
@@ -129,10 +131,13 @@ pub enum Event {
     },
 }
 
-/// A ship as every client sees it. The name is shared (`Arc<str>`) so that building a delta allocates no strings.
+/// A ship as every client sees it. `h` is the ship's handle in its current sector: a small number, stable while
+/// the ship stays, that deltas use instead of the id (it may be reused after the ship leaves). The name is shared
+/// (`Arc<str>`) so that building a view allocates no strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShipView {
+    pub h: u32,
     pub id: Uuid,
     pub owner: Uuid,
     pub name: Arc<str>,
@@ -178,13 +183,20 @@ pub struct Keyframe {
     pub warps: Vec<WarpView>,
 }
 
-/// The changes of one tick: ships that appeared, moved or changed velocity; ships that left; station books that
-/// changed. Apply removes, then upserts.
+/// The changes of one tick, keyed by ship handle. Apply `removes`, then `upserts`, then `moves` and `steers`,
+/// then `stations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Delta {
+    /// Ships that entered the sector (or changed more than position and velocity), in full.
     pub upserts: Vec<ShipView>,
-    pub removes: Vec<Uuid>,
+    /// Handles of ships that left.
+    pub removes: Vec<u32>,
+    /// New positions of ships that moved (quantized to 1/65535 of the sector in binary).
+    pub moves: Moves,
+    /// New velocities of ships that changed course (exact).
+    pub steers: Steers,
+    /// Stations whose book changed, in full.
     pub stations: Vec<StationView>,
 }
 

@@ -1,11 +1,12 @@
 //! A sector's state: ships (a Vec plus an id index), station books, warps, and the changes pending for the next delta.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
+use super::compact::{Move, Moves, Steer, Steers};
 use super::model::{Delta, Error, Keyframe, Ship, ShipView, StationView, WarpView};
 use super::trade::ListingState;
 use crate::galaxy::{Station, DEFAULT_SECTOR_SIZE};
@@ -42,10 +43,19 @@ impl StationState {
     }
 }
 
+/// A ship entered the sector since the last tick.
+const ADDED: u8 = 1;
+/// A ship's position changed since the last tick.
+const MOVED: u8 = 2;
+/// A ship's velocity changed since the last tick.
+const STEERED: u8 = 4;
+
 /// Everything a sector owns. Ships live in a `Vec` (deterministic order: admission order, with a departed ship's
-/// slot taken by the last ship) with an id index; `changed` runs parallel to `ships`.
+/// slot taken by the last ship) with an id index; `names`, `handles` and `flags` run parallel to `ships`. Each ship
+/// has a handle, the small number deltas name it by: the lowest handle free when it entered.
 ///
-/// **Invariant:** `ships`, `names` and `changed` have the same length and `index[ships[i].id] == i`.
+/// **Invariant:** `ships`, `names`, `handles` and `flags` have the same length, `index[ships[i].id] == i`, handles
+/// are unique, and `free` holds exactly the handles below `next_handle` that no ship has.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(from = "SectorSnapshot")]
 pub struct SectorState {
@@ -56,13 +66,16 @@ pub struct SectorState {
     ships: Vec<Ship>,
     /// Shared copies of the ships' names, so that views clone a pointer, not a string.
     names: Vec<Arc<str>>,
-    /// The ship was admitted, moved or changed velocity since the last tick.
-    changed: Vec<bool>,
+    handles: Vec<u32>,
+    /// What changed about the ship since the last tick (`ADDED`, `MOVED`, `STEERED`).
+    flags: Vec<u8>,
     index: HashMap<Uuid, usize>,
+    free: BTreeSet<u32>,
+    next_handle: u32,
     stations: Vec<StationState>,
     warps: Vec<WarpView>,
-    /// Ships that left since the last tick.
-    removed: Vec<Uuid>,
+    /// Handles of ships that left since the last tick.
+    removed: Vec<u32>,
 }
 
 /// The serialized form of [`SectorState`] (the index and shared names are rebuilt on load).
@@ -74,10 +87,11 @@ struct SectorSnapshot {
     region: RegionId,
     size: f32,
     ships: Vec<Ship>,
-    changed: Vec<bool>,
+    handles: Vec<u32>,
+    flags: Vec<u8>,
     stations: Vec<StationState>,
     warps: Vec<WarpView>,
-    removed: Vec<Uuid>,
+    removed: Vec<u32>,
 }
 
 /// [`SectorSnapshot`] by reference, so that serializing does not clone the sector. Same fields, same order.
@@ -88,10 +102,11 @@ struct SectorSnapshotRef<'a> {
     region: &'a RegionId,
     size: f32,
     ships: &'a [Ship],
-    changed: &'a [bool],
+    handles: &'a [u32],
+    flags: &'a [u8],
     stations: &'a [StationState],
     warps: &'a [WarpView],
-    removed: &'a [Uuid],
+    removed: &'a [u32],
 }
 
 impl Serialize for SectorState {
@@ -102,7 +117,8 @@ impl Serialize for SectorState {
             region: &self.region,
             size: self.size,
             ships: &self.ships,
-            changed: &self.changed,
+            handles: &self.handles,
+            flags: &self.flags,
             stations: &self.stations,
             warps: &self.warps,
             removed: &self.removed,
@@ -112,12 +128,17 @@ impl Serialize for SectorState {
 }
 
 impl From<SectorSnapshot> for SectorState {
-    /// Rebuilds the index; a snapshot with a repeated ship id keeps the later ship, and a bad size is replaced.
+    /// Rebuilds the index and the free handles; a snapshot with a repeated ship id or handle keeps the later ship
+    /// (with a fresh handle), and a bad size is replaced.
     fn from(snap: SectorSnapshot) -> SectorState {
         let mut state = SectorState::new(snap.id, snap.name, snap.region, snap.size, snap.stations, snap.warps);
+        let top = snap.handles.iter().copied().max().map_or(0, |h| h.saturating_add(1));
+        state.next_handle = top;
+        state.free = (0..top).collect();
         for (i, ship) in snap.ships.into_iter().enumerate() {
-            let changed = snap.changed.get(i).copied().unwrap_or(true);
-            state.insert(ship, changed);
+            let flags = snap.flags.get(i).copied().unwrap_or(ADDED);
+            let handle = snap.handles.get(i).copied().filter(|h| state.free.contains(h));
+            state.insert(ship, handle, flags);
         }
         state.removed = snap.removed;
         state
@@ -132,7 +153,8 @@ impl PartialEq for SectorState {
             && self.region == other.region
             && self.size.to_bits() == other.size.to_bits()
             && self.ships == other.ships
-            && self.changed == other.changed
+            && self.handles == other.handles
+            && self.flags == other.flags
             && self.stations == other.stations
             && self.warps == other.warps
             && self.removed == other.removed
@@ -161,8 +183,11 @@ impl SectorState {
             size,
             ships: Vec::new(),
             names: Vec::new(),
-            changed: Vec::new(),
+            handles: Vec::new(),
+            flags: Vec::new(),
             index: HashMap::new(),
+            free: BTreeSet::new(),
+            next_handle: 0,
             stations,
             warps,
             removed: Vec::new(),
@@ -212,8 +237,14 @@ impl SectorState {
         &mut self.ships[slot]
     }
 
-    pub(crate) fn mark_changed(&mut self, slot: usize) {
-        self.changed[slot] = true;
+    /// Records that a ship's velocity changed (it shows in the next delta's `steers`).
+    pub(crate) fn mark_steered(&mut self, slot: usize) {
+        self.flags[slot] |= STEERED;
+    }
+
+    /// The handle of a present ship.
+    pub fn handle(&self, id: Uuid) -> Option<u32> {
+        self.index.get(&id).map(|&i| self.handles[i])
     }
 
     pub(crate) fn ship_and_station_mut(&mut self, slot: usize, station: usize) -> (&mut Ship, &mut StationState) {
@@ -224,25 +255,38 @@ impl SectorState {
     /// are clamped into it and non-finite numbers reset (position to the centre, velocity to 0).
     pub fn admit(&mut self, mut ship: Ship, max_speed: f32) {
         self.sanitize(&mut ship, max_speed);
-        self.removed.retain(|id| *id != ship.id);
-        self.insert(ship, true);
+        self.insert(ship, None, ADDED);
     }
 
-    fn insert(&mut self, ship: Ship, changed: bool) {
+    /// Inserts or replaces a ship, giving a new one `handle` if it is free, else the lowest free handle.
+    fn insert(&mut self, ship: Ship, handle: Option<u32>, flags: u8) {
         let name: Arc<str> = Arc::from(ship.name.as_str());
         match self.index.get(&ship.id) {
             Some(&i) => {
                 self.ships[i] = ship;
                 self.names[i] = name;
-                self.changed[i] |= changed;
+                self.flags[i] |= flags | ADDED;
             }
             None => {
+                let h = match handle {
+                    Some(h) if self.free.remove(&h) => h,
+                    _ => self.allocate_handle(),
+                };
                 self.index.insert(ship.id, self.ships.len());
                 self.ships.push(ship);
                 self.names.push(name);
-                self.changed.push(changed);
+                self.handles.push(h);
+                self.flags.push(flags);
             }
         }
+    }
+
+    fn allocate_handle(&mut self) -> u32 {
+        self.free.pop_first().unwrap_or_else(|| {
+            let h = self.next_handle;
+            self.next_handle = self.next_handle.saturating_add(1);
+            h
+        })
     }
 
     fn sanitize(&self, ship: &mut Ship, max_speed: f32) {
@@ -261,12 +305,30 @@ impl SectorState {
         let i = self.index.remove(&id)?;
         let ship = self.ships.swap_remove(i);
         self.names.swap_remove(i);
-        self.changed.swap_remove(i);
+        let h = self.handles.swap_remove(i);
+        self.flags.swap_remove(i);
         if let Some(moved) = self.ships.get(i) {
             self.index.insert(moved.id, i);
         }
-        self.removed.push(id);
+        self.free.insert(h);
+        if !self.removed.contains(&h) {
+            self.removed.push(h);
+        }
         Some(ship)
+    }
+
+    fn view(&self, i: usize) -> ShipView {
+        let s = &self.ships[i];
+        ShipView {
+            h: self.handles[i],
+            id: s.id,
+            owner: s.owner,
+            name: Arc::clone(&self.names[i]),
+            x: s.x,
+            y: s.y,
+            vx: s.vx,
+            vy: s.vy,
+        }
     }
 
     /// Moves every moving ship by one step of `dt` seconds (clamped into the sector, velocity kept) and drains the
@@ -275,27 +337,33 @@ impl SectorState {
         let dt = if dt.is_finite() && dt > 0.0 { dt } else { 0.0 };
         let size = self.size;
         let mut upserts = Vec::new();
-        for ((ship, changed), name) in self.ships.iter_mut().zip(self.changed.iter_mut()).zip(&self.names) {
+        let mut moves = Vec::new();
+        let mut steers = Vec::new();
+        for i in 0..self.ships.len() {
+            let ship = &mut self.ships[i];
             if ship.vx != 0.0 || ship.vy != 0.0 {
                 let x = (ship.x + ship.vx * dt).clamp(0.0, size);
                 let y = (ship.y + ship.vy * dt).clamp(0.0, size);
                 if x != ship.x || y != ship.y {
                     ship.x = x;
                     ship.y = y;
-                    *changed = true;
+                    self.flags[i] |= MOVED;
                 }
             }
-            if *changed {
-                *changed = false;
-                upserts.push(ShipView {
-                    id: ship.id,
-                    owner: ship.owner,
-                    name: Arc::clone(name),
-                    x: ship.x,
-                    y: ship.y,
-                    vx: ship.vx,
-                    vy: ship.vy,
-                });
+            let flags = std::mem::take(&mut self.flags[i]);
+            if flags == 0 {
+                continue;
+            }
+            let (h, x, y, vx, vy) = (self.handles[i], ship.x, ship.y, ship.vx, ship.vy);
+            if flags & ADDED != 0 {
+                upserts.push(self.view(i));
+                continue;
+            }
+            if flags & MOVED != 0 {
+                moves.push(Move { h, x, y });
+            }
+            if flags & STEERED != 0 {
+                steers.push(Steer { h, vx, vy });
             }
         }
         let mut stations = Vec::new();
@@ -303,12 +371,15 @@ impl SectorState {
             st.changed = false;
             stations.push(st.view());
         }
-        if upserts.is_empty() && stations.is_empty() && self.removed.is_empty() {
+        if upserts.is_empty() && moves.is_empty() && steers.is_empty() && stations.is_empty() && self.removed.is_empty()
+        {
             return None;
         }
         Some(Delta {
             upserts,
             removes: std::mem::take(&mut self.removed),
+            moves: Moves { size, items: moves },
+            steers: Steers { items: steers },
             stations,
         })
     }
@@ -318,20 +389,7 @@ impl SectorState {
         Keyframe {
             name: self.name.clone(),
             size: self.size,
-            ships: self
-                .ships
-                .iter()
-                .zip(&self.names)
-                .map(|(s, name)| ShipView {
-                    id: s.id,
-                    owner: s.owner,
-                    name: Arc::clone(name),
-                    x: s.x,
-                    y: s.y,
-                    vx: s.vx,
-                    vy: s.vy,
-                })
-                .collect(),
+            ships: (0..self.ships.len()).map(|i| self.view(i)).collect(),
             stations: self.stations.iter().map(StationState::view).collect(),
             warps: self.warps.clone(),
         }

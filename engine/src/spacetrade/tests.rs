@@ -162,16 +162,23 @@ fn thrust_sets_clamped_velocity_and_shows_in_the_next_delta() {
         game.handle(&mut s, id, thrust(500.0, -30.0), T0),
         Ok(Outcome::Reply(None))
     ));
+    let h = s.handle(id).unwrap();
     let d = game.tick(&mut s, 0.05).unwrap();
-    assert_eq!(d.upserts.len(), 1);
-    let v = &d.upserts[0];
-    assert_eq!((v.id, v.vx, v.vy), (id, 100.0, -30.0));
-    assert_eq!((v.x, v.y), (505.0, 498.5));
-    assert_eq!(&*v.name, "Pilot 1");
+    assert!(d.upserts.is_empty(), "a known ship is not sent in full");
+    assert_eq!(
+        d.steers.items,
+        vec![Steer {
+            h,
+            vx: 100.0,
+            vy: -30.0
+        }]
+    );
+    assert_eq!(d.moves.items, vec![Move { h, x: 505.0, y: 498.5 }]);
     assert!(d.removes.is_empty() && d.stations.is_empty());
-    // Still moving: reported every tick.
+    // Still moving: reported every tick; the velocity only when it changes.
     let d = game.tick(&mut s, 0.05).unwrap();
-    assert_eq!((d.upserts[0].x, d.upserts[0].y), (510.0, 497.0));
+    assert_eq!(d.moves.items, vec![Move { h, x: 510.0, y: 497.0 }]);
+    assert!(d.steers.items.is_empty());
     // Negative limit side too.
     game.handle(&mut s, id, thrust(-1e30, 0.0), T0).unwrap();
     assert_eq!(s.ship(id).unwrap().vx, -100.0);
@@ -184,10 +191,19 @@ fn positions_clamp_to_the_sector_and_stuck_ships_drop_out_of_deltas() {
     let id = ship.id;
     let mut s = sector_with(&game, vec![ship]);
     game.handle(&mut s, id, thrust(100.0, -100.0), T0).unwrap();
+    let h = s.handle(id).unwrap();
     let d = game.tick(&mut s, 0.05).unwrap();
-    assert_eq!((d.upserts[0].x, d.upserts[0].y), (1000.0, 0.0));
+    assert_eq!(d.moves.items, vec![Move { h, x: 1000.0, y: 0.0 }]);
     assert_eq!(
-        (d.upserts[0].vx, d.upserts[0].vy),
+        d.steers.items,
+        vec![Steer {
+            h,
+            vx: 100.0,
+            vy: -100.0
+        }]
+    );
+    assert_eq!(
+        (s.ship(id).unwrap().vx, s.ship(id).unwrap().vy),
         (100.0, -100.0),
         "velocity is kept at the wall"
     );
@@ -199,7 +215,7 @@ fn positions_clamp_to_the_sector_and_stuck_ships_drop_out_of_deltas() {
     // Sliding along a wall still moves.
     game.handle(&mut s, id, thrust(100.0, 20.0), T0).unwrap();
     let d = game.tick(&mut s, 0.5).unwrap();
-    assert_eq!((d.upserts[0].x, d.upserts[0].y), (1000.0, 10.0));
+    assert_eq!(d.moves.items, vec![Move { h, x: 1000.0, y: 10.0 }]);
 }
 
 #[test]
@@ -234,32 +250,54 @@ fn deltas_carry_admissions_departures_and_only_changed_ships() {
     assert_eq!(game.tick(&mut s, 0.05), None, "nothing changed since");
 
     game.handle(&mut s, ib, thrust(10.0, 0.0), T0).unwrap();
+    let (ha, hb) = (s.handle(ia).unwrap(), s.handle(ib).unwrap());
+    assert_eq!((ha, hb), (0, 1), "handles are the lowest free numbers");
     let d = game.tick(&mut s, 0.1).unwrap();
     assert_eq!(
-        d.upserts.iter().map(|v| v.id).collect::<Vec<_>>(),
-        [ib],
+        d.moves.items,
+        vec![Move {
+            h: hb,
+            x: 201.0,
+            y: 200.0
+        }],
         "the ship at rest is absent"
+    );
+    assert_eq!(
+        d.steers.items,
+        vec![Steer {
+            h: hb,
+            vx: 10.0,
+            vy: 0.0
+        }]
     );
     // The same velocity again is no change, but the ship still moves.
     game.handle(&mut s, ib, thrust(10.0, 0.0), T0).unwrap();
-    assert_eq!(game.tick(&mut s, 0.1).unwrap().upserts[0].x, 202.0);
+    let d = game.tick(&mut s, 0.1).unwrap();
+    assert_eq!((d.moves.items[0].x, d.steers.items.len()), (202.0, 0));
     game.handle(&mut s, ib, thrust(0.0, 0.0), T0).unwrap();
+    let d = game.tick(&mut s, 0.1).unwrap();
     assert_eq!(
-        game.tick(&mut s, 0.1).unwrap().upserts[0].vx,
-        0.0,
+        d.steers.items,
+        vec![Steer {
+            h: hb,
+            vx: 0.0,
+            vy: 0.0
+        }],
         "stopping is a change"
     );
+    assert!(d.moves.items.is_empty());
     assert_eq!(game.tick(&mut s, 0.1), None);
 
     let gone = game.depart(&mut s, ia).unwrap();
     assert_eq!(gone.id, ia);
     assert_eq!(game.depart(&mut s, ia), None);
     let d = game.tick(&mut s, 0.05).unwrap();
-    assert_eq!((d.upserts.len(), d.removes.clone()), (0, vec![ia]));
+    assert_eq!((d.upserts.len(), d.removes.clone()), (0, vec![ha]));
     assert_eq!(game.tick(&mut s, 0.05), None);
     assert_eq!(game.avatars(&s).iter().map(|s| s.id).collect::<Vec<_>>(), [ib]);
 
-    // Leaving and coming back within one tick is an upsert only; re-admitting replaces.
+    // Leaving and coming back within one tick: a removal, then the ship in full (with the lowest free handle);
+    // re-admitting replaces.
     game.depart(&mut s, ib).unwrap();
     let mut back = gone.clone();
     back.id = ib;
@@ -267,9 +305,9 @@ fn deltas_carry_admissions_departures_and_only_changed_ships() {
     game.admit(&mut s, back.clone(), T0);
     game.admit(&mut s, back, T0);
     let d = game.tick(&mut s, 0.05).unwrap();
-    assert!(d.removes.is_empty());
+    assert_eq!(d.removes, vec![hb]);
     assert_eq!(d.upserts.len(), 1);
-    assert_eq!((d.upserts[0].id, d.upserts[0].x), (ib, 300.0));
+    assert_eq!((d.upserts[0].h, d.upserts[0].id, d.upserts[0].x), (0, ib, 300.0));
     assert_eq!(s.ships().len(), 1);
 }
 
@@ -279,14 +317,16 @@ fn departure_keeps_the_index_consistent() {
     let ships: Vec<Ship> = (0..5).map(|n| ship_at(&game, n, 10.0 * n as f32, 0.0)).collect();
     let ids: Vec<Uuid> = ships.iter().map(|s| s.id).collect();
     let mut s = sector_with(&game, ships);
+    let gone = s.handle(ids[1]).unwrap();
     game.depart(&mut s, ids[1]).unwrap();
     for &id in [ids[0], ids[2], ids[3], ids[4]].iter() {
         assert_eq!(s.ship(id).unwrap().id, id);
         game.handle(&mut s, id, thrust(1.0, 0.0), T0).unwrap();
     }
     let d = game.tick(&mut s, 1.0).unwrap();
-    assert_eq!(d.upserts.len(), 4);
-    assert_eq!(d.removes, [ids[1]]);
+    assert_eq!(d.moves.items.len(), 4);
+    assert_eq!(d.removes, [gone]);
+    assert!(ids.iter().all(|&id| id == ids[1] || s.handle(id).unwrap() != gone));
     assert_eq!(
         game.handle(&mut s, ids[1], thrust(1.0, 0.0), T0).unwrap_err().code(),
         "not_in_sector"
@@ -314,7 +354,12 @@ fn bad_dt_moves_nothing_but_still_flushes_changes() {
     game.admit(&mut s, ship, T0);
     game.handle(&mut s, id, thrust(50.0, 0.0), T0).unwrap();
     let d = game.tick(&mut s, f32::NAN).unwrap();
-    assert_eq!((d.upserts[0].x, d.upserts[0].vx), (500.0, 50.0));
+    assert_eq!(
+        (d.upserts[0].x, d.upserts[0].vx),
+        (500.0, 50.0),
+        "admitted this tick: sent in full"
+    );
+    assert!(d.moves.items.is_empty() && d.steers.items.is_empty());
     assert_eq!(game.tick(&mut s, -1.0), None);
 }
 
@@ -325,6 +370,7 @@ fn warp_transfers_the_ship_and_pays_its_turns() {
     (ship.vx, ship.vy) = (30.0, 40.0);
     let id = ship.id;
     let mut s = sector_with(&game, vec![ship]);
+    let h = s.handle(id).unwrap();
     let Outcome::Transfer { avatar, to } = game.handle(&mut s, id, Command::Warp { to: B }, T0 + 1).unwrap() else {
         panic!("expected a transfer");
     };
@@ -335,7 +381,7 @@ fn warp_transfers_the_ship_and_pays_its_turns() {
     );
     assert_eq!(avatar.turns.available(T0 + 1, &game.rules().turns), 99);
     assert!(s.ship(id).is_none());
-    assert_eq!(game.tick(&mut s, 0.05).unwrap().removes, [id]);
+    assert_eq!(game.tick(&mut s, 0.05).unwrap().removes, [h]);
 
     let mut b = game.new_sector(B);
     game.admit(&mut b, avatar, T0 + 1);
@@ -384,7 +430,7 @@ fn keyframe_shows_ships_stations_and_named_warps() {
     game.admit(&mut s, ship.clone(), T0);
     let k = game.keyframe(&s);
     assert_eq!((k.name.as_str(), k.size), ("Beta", 1000.0));
-    assert_eq!(k.ships, vec![ship.view()]);
+    assert_eq!(k.ships, vec![ship.view(0)]);
     assert!(k.stations.is_empty());
     assert_eq!(
         k.warps,
@@ -532,10 +578,22 @@ fn every_wire_and_snapshot_type_round_trips_through_json_and_postcard() {
     assert_eq!(game.tick(&mut copy, 0.05), game.tick(&mut s, 0.05));
     let delta = game.tick(&mut restored.clone(), 0.05).unwrap();
     assert_eq!(
-        (delta.upserts.len(), delta.removes.len(), delta.stations.len()),
-        (1, 1, 1)
+        (
+            delta.moves.items.len(),
+            delta.steers.items.len(),
+            delta.removes.len(),
+            delta.stations.len()
+        ),
+        (1, 1, 1, 1)
     );
-    round_trip(&delta);
+    // JSON is exact; binary quantizes positions, so it is checked for a stable encoding instead.
+    let json = serde_json::to_string(&delta).unwrap();
+    assert_eq!(serde_json::from_str::<Delta>(&json).unwrap(), delta, "json: {json}");
+    let bytes = postcard::to_allocvec(&delta).unwrap();
+    let back: Delta = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(postcard::to_allocvec(&back).unwrap(), bytes);
+    assert_eq!(back.steers, delta.steers, "velocities are exact");
+    assert!((back.moves.items[0].x - delta.moves.items[0].x).abs() <= 1000.0 / 65535.0);
     round_trip(&game.profile(&ship, T0));
     round_trip(&Rules::default());
 }
@@ -601,8 +659,10 @@ fn ticking_many_ships_touches_only_the_moving_ones() {
     for &id in &movers {
         game.handle(&mut s, id, thrust(0.0, 10.0), T0).unwrap();
     }
+    let handles: Vec<u32> = movers.iter().map(|&id| s.handle(id).unwrap()).collect();
     for _ in 0..3 {
         let d = game.tick(&mut s, 0.05).unwrap();
-        assert_eq!(d.upserts.iter().map(|v| v.id).collect::<Vec<_>>(), movers);
+        assert_eq!(d.moves.items.iter().map(|m| m.h).collect::<Vec<_>>(), handles);
+        assert!(d.upserts.is_empty());
     }
 }
