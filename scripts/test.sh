@@ -51,6 +51,8 @@ ensure_redis() {
 
 ensure_postgres
 ensure_redis
+# The example client in examples/python is exercised by the end-to-end tests.
+command -v python3 >/dev/null 2>&1 || apt_install python3
 export ORRERY_TEST_PG_URL=${ORRERY_TEST_PG_URL:-postgres://postgres@$PGHOST_ADDR:5432/postgres}
 export ORRERY_TEST_REDIS_URL=${ORRERY_TEST_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}
 

@@ -185,19 +185,6 @@ impl<G: Game> Directory<G> {
             .collect()
     }
 
-    /// Registers a session; false if its character is already online.
-    pub fn add_session(&self, link: Arc<SessionLink>) -> bool {
-        use dashmap::mapref::entry::Entry;
-        match self.online.entry(link.character) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(v) => {
-                v.insert(link.session);
-                self.sessions.insert(link.session, link);
-                true
-            }
-        }
-    }
-
     /// Reserves a character for a session that is being set up; false if it is already online.
     pub fn reserve_character(&self, character: Uuid, session: Uuid) -> bool {
         use dashmap::mapref::entry::Entry;

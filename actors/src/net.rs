@@ -20,6 +20,9 @@ use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+/// How much a connection's reader asks the socket for at once.
+pub const READ_CHUNK: usize = 2048;
+
 /// How long a closing connection waits for the peer before its read side is shut too.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -117,7 +120,7 @@ pub struct FrameReader {
 impl FrameReader {
     pub fn new(max_message: usize) -> Self {
         Self {
-            buf: BytesMut::with_capacity(8 * 1024),
+            buf: BytesMut::new(),
             partial: None,
             max_message,
         }
@@ -126,6 +129,16 @@ impl FrameReader {
     /// Appends bytes read from the socket.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
+    }
+
+    /// The buffer to read the socket into directly, with room for at least [`READ_CHUNK`] more bytes (a buffer
+    /// grown by a large message is given back once that message has been parsed).
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
+            self.buf = BytesMut::new();
+        }
+        self.buf.reserve(READ_CHUNK);
+        &mut self.buf
     }
 
     /// The next complete event, if the buffer holds one.

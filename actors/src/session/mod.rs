@@ -64,7 +64,6 @@ impl<G: Game> Default for SessionActor<G> {
 
 /// A running session.
 pub struct SessionState<G: Game> {
-    game: Arc<G>,
     directory: Arc<Directory<G>>,
     fabric: Arc<dyn Fabric<G>>,
     store: SharedStore,
@@ -275,16 +274,8 @@ impl<G: Game> Actor for SessionActor<G> {
             a.conn.close(1011, "sector unavailable");
             return Err(SessionError::SectorUnavailable(sector).into());
         }
-        metrics::gauge!("orrery_sessions").increment(1.0);
-        tokio::spawn(read_loop::<G>(
-            myself,
-            Arc::clone(&a.conn),
-            a.encoding,
-            a.config,
-            a.leftover,
-        ));
+        tokio::spawn(read_loop::<G>(myself, Arc::clone(&a.conn), a.config, a.leftover));
         Ok(SessionState {
-            game: a.game,
             directory: a.directory,
             fabric: a.fabric,
             store: a.store,
@@ -312,10 +303,8 @@ impl<G: Game> Actor for SessionActor<G> {
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        let _ = &state.game;
         state.directory.remove_session(state.link.session, state.link.character);
         state.link.conn.close(codes::CLOSE_NORMAL, "bye");
-        metrics::gauge!("orrery_sessions").decrement(1.0);
         debug!(session = %state.link.session, "session ended");
         Ok(())
     }
@@ -347,11 +336,9 @@ impl RateLimit {
 async fn read_loop<G: Game>(
     session: ActorRef<SessionMsg<G>>,
     conn: Arc<Conn>,
-    encoding: Encoding,
     config: Arc<EngineConfig>,
     leftover: Bytes,
 ) {
-    let _ = encoding;
     let mut reader = FrameReader::new(orrery_protocol::MAX_CLIENT_MESSAGE);
     reader.push(&leftover);
     let mut limit = RateLimit {
@@ -360,7 +347,6 @@ async fn read_loop<G: Game>(
         tokens: f64::from(config.msg_burst.max(1)),
         at: Instant::now(),
     };
-    let mut buf = vec![0u8; 16 * 1024];
     'outer: loop {
         loop {
             let event = match reader.next_event() {
@@ -404,9 +390,9 @@ async fn read_loop<G: Game>(
         if conn.stream().readable().await.is_err() {
             break;
         }
-        match conn.stream().try_read(&mut buf) {
+        match conn.stream().try_read_buf(reader.read_buf()) {
             Ok(0) => break,
-            Ok(n) => reader.push(&buf[..n]),
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => break,
         }

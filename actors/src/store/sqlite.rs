@@ -201,7 +201,10 @@ mod tests {
             tick: 9,
             state: vec![4, 5],
         };
-        store.save(&[snap.clone()], &[parked.clone()]).await.unwrap();
+        store
+            .save(std::slice::from_ref(&snap), std::slice::from_ref(&parked))
+            .await
+            .unwrap();
         store.close().await;
         let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(parked));
