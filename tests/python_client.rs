@@ -16,7 +16,11 @@ fn client(server: &TestServer, token_file: &std::path::Path, extra: &[&str]) -> 
         .args(extra)
         .output()
         .expect("python3 runs (it is part of the test environment)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
