@@ -230,3 +230,111 @@ async fn concurrent_warps_never_leave_a_ship_in_two_sectors_or_none() {
         assert_eq!(seen.get(character), Some(&vec![*at]), "ship of {character}");
     }
 }
+
+/// A server process of the real binary, killable with SIGKILL.
+struct Process {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Process {
+    fn start(data_dir: &std::path::Path) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--regions",
+                "2",
+                "--sectors-per-region",
+                "6",
+                "--seed",
+                "7",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server log line").unwrap();
+            if let Some(rest) = line.split("listening addr=").nth(1) {
+                break rest.trim().parse().unwrap();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Process { child, addr }
+    }
+}
+
+impl Drop for Process {
+    /// A failed test must not leave a server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_trade_survives_kill_9() {
+    let data_dir = temp_dir();
+    let mut process = Process::start(&data_dir);
+    let server = TestServer::remote(process.addr);
+    let (token, _) = server.guest("Durable").await;
+    let mut j = Client::join(&server, &token, Encoding::Binary).await;
+    let station = j.keyframe.stations[0].clone();
+    let listing = *station.commodities.iter().find(|l| l.quantity >= 4).unwrap();
+    let mut last = None;
+    for _ in 0..2 {
+        let id = j
+            .client
+            .command(Command::Trade {
+                station: station.id,
+                commodity: listing.commodity,
+                side: Side::Buy,
+                qty: 2,
+            })
+            .await;
+        last = Some(
+            j.client
+                .recv_until(|f| match &f.msg {
+                    ServerMessage::Game(e) if f.id == Some(id) => Some(e.clone()),
+                    ServerMessage::Error { code, .. } if f.id == Some(id) => panic!("trade refused: {code}"),
+                    _ => None,
+                })
+                .await,
+        );
+    }
+    // The acknowledgement has arrived: kill the server at once, no graceful anything.
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+    let Some(Event::TradeResult {
+        credits,
+        cargo,
+        station_quantity,
+        ..
+    }) = last
+    else {
+        unreachable!()
+    };
+
+    let process = Process::start(&data_dir);
+    let server = TestServer::remote(process.addr);
+    let again = Client::join(&server, &token, Encoding::Json).await;
+    assert_eq!(again.profile.credits, credits, "acknowledged credits survive");
+    assert_eq!(again.profile.cargo, cargo, "acknowledged cargo survives");
+    let book = again.keyframe.stations.iter().find(|s| s.id == station.id).unwrap();
+    let l = book
+        .commodities
+        .iter()
+        .find(|l| l.commodity == listing.commodity)
+        .unwrap();
+    assert_eq!(l.quantity, station_quantity, "the station's stock survives too");
+}

@@ -1,9 +1,19 @@
 //! The persister: a task that writes sector snapshots and parked avatars to the store off the tick path.
+//!
+//! Batches queued while a write is in flight are merged into the next transaction (group commit). A batch may
+//! carry acknowledgements: callbacks run once its transaction has committed (or failed), which is how a durable
+//! command's reply waits for the disk without the sector waiting for anything.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::store::{ParkedAvatar, SectorSnapshot, SharedStore};
+
+/// Called with `true` once the batch it came with is durable, `false` if writing it failed.
+pub type Ack = Box<dyn FnOnce(bool) + Send>;
 
 /// Snapshots and avatars to write in one transaction.
 #[derive(Debug, Default, Clone)]
@@ -19,41 +29,88 @@ impl PersistBatch {
     }
 }
 
+struct Job {
+    batch: PersistBatch,
+    ack: Option<Ack>,
+}
+
+/// Periodic snapshots are skipped while more than this many jobs wait (the next interval retries).
+const MAX_QUEUED_SNAPSHOTS: usize = 256;
+
 /// A handle sectors use to hand batches to the persister without waiting.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Persister {
-    tx: mpsc::Sender<PersistBatch>,
+    tx: mpsc::UnboundedSender<Job>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Persister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persister")
+            .field("queued", &self.queued.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 impl Persister {
     /// Starts the persister task over `store`.
     pub fn start(store: SharedStore) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<PersistBatch>(1024);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let depth = Arc::clone(&queued);
         let handle = tokio::spawn(async move {
-            while let Some(mut batch) = rx.recv().await {
+            while let Some(first) = rx.recv().await {
+                let mut batch = first.batch;
+                let mut acks: Vec<Ack> = first.ack.into_iter().collect();
+                let mut jobs = 1;
                 while let Ok(more) = rx.try_recv() {
-                    batch.extend(more);
+                    batch.extend(more.batch);
+                    acks.extend(more.ack);
+                    jobs += 1;
                 }
+                depth.fetch_sub(jobs, Ordering::AcqRel);
                 let started = std::time::Instant::now();
-                match store.save(&batch.sectors, &batch.avatars).await {
+                let ok = match store.save(&batch.sectors, &batch.avatars).await {
                     Ok(()) => {
                         metrics::counter!("orrery_snapshots_written_total").increment(batch.sectors.len() as u64);
                         metrics::histogram!("orrery_snapshot_write_seconds").record(started.elapsed().as_secs_f64());
+                        true
                     }
                     Err(e) => {
                         metrics::counter!("orrery_snapshot_errors_total").increment(1);
                         warn!(error = %e, "snapshot write failed");
+                        false
                     }
+                };
+                for ack in acks {
+                    ack(ok);
                 }
             }
         });
-        (Self { tx }, handle)
+        (Self { tx, queued }, handle)
     }
 
-    /// Queues a batch; if the persister is far behind, the batch is skipped (the next interval retries).
+    /// Queues a periodic snapshot; if the persister is far behind, it is skipped (the next interval retries).
     pub fn submit(&self, batch: PersistBatch) {
-        if self.tx.try_send(batch).is_err() {
+        if self.queued.load(Ordering::Acquire) > MAX_QUEUED_SNAPSHOTS {
             metrics::counter!("orrery_snapshots_skipped_total").increment(1);
+            return;
+        }
+        self.push(Job { batch, ack: None });
+    }
+
+    /// Queues a batch that must reach the disk; `ack` runs after its transaction (never skipped).
+    pub fn submit_durable(&self, batch: PersistBatch, ack: Ack) {
+        self.push(Job { batch, ack: Some(ack) });
+    }
+
+    fn push(&self, job: Job) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            if let Some(ack) = job.ack {
+                ack(false);
+            }
         }
     }
 }

@@ -101,6 +101,12 @@ pub trait Game: Send + Sync + Sized + 'static {
         command: Self::Command,
         now: Millis,
     ) -> Result<Outcome<Self>, Self::Error>;
+    /// Whether an accepted command must be on disk before its reply is sent (a trade: what a player was told
+    /// happened must survive a crash). Such commands cost a snapshot write each; the default is none.
+    fn durable(&self, command: &Self::Command) -> bool {
+        let _ = command;
+        false
+    }
     /// Advances the sector by one fixed step of `dt` seconds and returns everything that changed since the
     /// previous tick (including changes made by commands, admits and departures), or `None` if nothing did.
     fn tick(&self, sector: &mut Self::Sector, dt: f32) -> Option<Self::Delta>;

@@ -61,6 +61,7 @@ pub struct TestServer {
     pub server: Option<RunningServer>,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    remote: Option<std::net::SocketAddr>,
 }
 
 impl TestServer {
@@ -75,11 +76,22 @@ impl TestServer {
             server: Some(server),
             data_dir,
             http: reqwest::Client::new(),
+            remote: None,
+        }
+    }
+
+    /// A handle on a server running elsewhere (another process), for its HTTP and WebSocket helpers.
+    pub fn remote(addr: std::net::SocketAddr) -> Self {
+        Self {
+            server: None,
+            data_dir: PathBuf::new(),
+            http: reqwest::Client::new(),
+            remote: Some(addr),
         }
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
-        self.server.as_ref().unwrap().addr
+        self.remote.unwrap_or_else(|| self.server.as_ref().unwrap().addr)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -375,6 +375,7 @@ impl<G: Game> SectorState<G> {
         }
         let now = now_millis();
         self.meters.commands.increment(1);
+        let durable = self.game.durable(&command);
         match self.game.handle(&mut self.state, link.entity, command.clone(), now) {
             Ok(outcome) => {
                 self.cell.journal(JournalOp::Command {
@@ -383,6 +384,7 @@ impl<G: Game> SectorState<G> {
                     now,
                 });
                 match outcome {
+                    Outcome::Reply(reply) if durable => self.reply_when_durable(link, req_id, reply),
                     Outcome::Reply(Some(event)) => {
                         self.send_to(&link, ServerFrame::new(req_id, ServerMessage::Game(event)))
                     }
@@ -404,6 +406,38 @@ impl<G: Game> SectorState<G> {
             }
             Err(e) => self.send_to(&link, ServerFrame::error(req_id, e.code(), e.to_string())),
         }
+    }
+
+    /// Writes the sector (with every ship in it) through the persister and sends the reply once it is on disk.
+    /// The sector does not wait: it goes on ticking while the write is in flight.
+    fn reply_when_durable(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, reply: Option<G::Event>) {
+        let frame = reply.map(|event| {
+            encode_frame(
+                &ServerFrame::<G>::new(req_id, ServerMessage::Game(event)),
+                link.encoding,
+            )
+        });
+        let failed = encode_frame(
+            &ServerFrame::<G>::error(
+                req_id,
+                orrery_protocol::codes::INTERNAL,
+                "the change could not be saved; it may not survive a restart",
+            ),
+            link.encoding,
+        );
+        let conn = Arc::clone(&link.conn);
+        self.persister.submit_durable(
+            self.snapshot(),
+            Box::new(move |ok| match (ok, frame) {
+                (true, Some(frame)) => {
+                    conn.send(&frame);
+                }
+                (true, None) => {}
+                (false, _) => {
+                    conn.send(&failed);
+                }
+            }),
+        );
     }
 
     fn admit(&mut self, t: Transfer<G>) {

@@ -259,6 +259,11 @@ impl Game for SpaceTrade {
         }
     }
 
+    /// Trades are acknowledged only once on disk; moves and warps are cheap to lose to a crash.
+    fn durable(&self, command: &Command) -> bool {
+        matches!(command, Command::Trade { .. })
+    }
+
     fn tick(&self, sector: &mut SectorState, dt: f32) -> Option<Delta> {
         sector.tick(dt)
     }
