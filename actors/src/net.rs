@@ -399,7 +399,9 @@ impl Conn {
 
     fn write_or_queue(&self, out: &mut Outbox, frame: &Bytes) -> bool {
         if out.pending.is_empty() {
-            match self.stream.try_write(frame) {
+            // A plain non-blocking send, without tokio's readiness bookkeeping: the flusher's `writable()` copes
+            // with a stale readiness by trying once more.
+            match socket2::SockRef::from(self.stream.as_ref()).send(frame) {
                 Ok(n) if n == frame.len() => return true,
                 Ok(n) => self.enqueue(out, frame.slice(n..)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.enqueue(out, frame.clone()),

@@ -19,7 +19,8 @@ pub fn metrics_handle() -> PrometheusHandle {
     RECORDER
         .get_or_init(|| {
             let seconds = [
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.045, 0.05, 0.055, 0.06, 0.075, 0.1, 0.25,
+                0.5, 1.0,
             ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)

@@ -8,7 +8,7 @@
 pub mod messages;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use orrery_engine::{EntityId, Game, GameError, Outcome, RegionId, SectorId};
@@ -126,6 +126,27 @@ impl<G: Game> SectorCell<G> {
     }
 }
 
+/// The sector's clock: a task that sends `Tick` every period while the sector is awake. A sector with no
+/// subscribers whose last tick changed nothing falls asleep (no timer, no messages) until a ship enters.
+#[derive(Debug, Default)]
+struct Ticker {
+    awake: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Ticker {
+    fn is_awake(&self) -> bool {
+        self.awake.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_awake(&self, awake: bool) {
+        let was = self.awake.swap(awake, std::sync::atomic::Ordering::AcqRel);
+        if awake && !was {
+            self.wake.notify_one();
+        }
+    }
+}
+
 /// Everything a sector actor is started with.
 pub struct SectorArgs<G: Game> {
     pub game: Arc<G>,
@@ -190,6 +211,9 @@ pub struct SectorState<G: Game> {
     last_tick: Option<Instant>,
     ticks_since_checkpoint: u64,
     last_snapshot: Instant,
+    /// State changed since the last snapshot was handed to the persister.
+    dirty: bool,
+    ticker: Arc<Ticker>,
     meters: Meters,
 }
 
@@ -241,6 +265,8 @@ impl<G: Game> SectorState<G> {
         let delta = self.game.tick(&mut self.state, self.config.dt());
         self.tick += 1;
         self.cell.journal(JournalOp::Tick);
+        let changed = delta.is_some();
+        self.dirty |= changed;
         match delta {
             Some(delta) => self.fan_out(delta),
             None if self.owes_keyframes => self.send_owed_keyframes(),
@@ -250,9 +276,17 @@ impl<G: Game> SectorState<G> {
         if self.ticks_since_checkpoint >= self.config.checkpoint_ticks {
             self.checkpoint();
         }
-        if self.last_snapshot.elapsed() >= self.config.snapshot_interval {
+        let idle = !changed && self.subscribers.is_empty();
+        if (idle && self.dirty) || self.last_snapshot.elapsed() >= self.config.snapshot_interval {
             self.last_snapshot = Instant::now();
+            self.dirty = false;
             self.persister.submit(self.snapshot());
+        }
+        if idle {
+            // Nothing to simulate and nobody watching: sleep until a ship enters.
+            self.checkpoint();
+            self.ticker.set_awake(false);
+            self.last_tick = None;
         }
         self.meters.ticks.increment(1);
         self.meters.tick_seconds.record(started.elapsed().as_secs_f64());
@@ -441,6 +475,7 @@ impl<G: Game> SectorState<G> {
     }
 
     fn admit(&mut self, t: Transfer<G>) {
+        self.ticker.set_awake(true);
         let now = now_millis();
         self.game.admit(&mut self.state, t.avatar.clone(), now);
         self.cell.journal(JournalOp::Admit { avatar: t.avatar, now });
@@ -512,6 +547,8 @@ impl<G: Game> Actor for SectorActor<G> {
             last_tick: None,
             ticks_since_checkpoint: 0,
             last_snapshot: Instant::now(),
+            dirty: false,
+            ticker: Arc::new(Ticker::default()),
             meters: Meters::new(),
         };
         // A fresh checkpoint makes the replayed journal permanent.
@@ -530,12 +567,20 @@ impl<G: Game> Actor for SectorActor<G> {
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         let period = state.config.tick_period();
+        // Sectors tick at staggered phases (from their id) so that their fan-outs do not all land at once.
+        let phase = Duration::from_nanos((state.id().as_u128() % period.as_nanos().max(1)) as u64);
+        let ticker = Arc::clone(&state.ticker);
+        ticker.set_awake(true);
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(period);
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            interval.tick().await;
             loop {
                 interval.tick().await;
+                if !ticker.is_awake() {
+                    ticker.wake.notified().await;
+                    interval.reset();
+                    continue;
+                }
                 if myself.cast(SectorMsg::Tick).is_err() {
                     break;
                 }
@@ -553,6 +598,7 @@ impl<G: Game> Actor for SectorActor<G> {
         match msg {
             SectorMsg::Tick => state.run_tick(),
             SectorMsg::Enter { avatar, link, reply } => {
+                state.ticker.set_awake(true);
                 let now = now_millis();
                 state.game.admit(&mut state.state, avatar.clone(), now);
                 state.cell.journal(JournalOp::Admit { avatar, now });

@@ -1,14 +1,9 @@
 //! Messages of the session actor.
 
-use orrery_engine::Game;
-use orrery_protocol::{ClientFrame, DecodeError};
-
-/// Everything a session actor handles: what its connection's reader decoded, and lifecycle events.
-pub enum SessionMsg<G: Game> {
-    /// A decoded client message.
-    Inbound(ClientFrame<G::Command>),
-    /// A client message that could not be decoded; answered with an `error` frame.
-    Invalid(DecodeError),
-    /// The connection ended (client close, error, limit, or server shutdown).
+/// Lifecycle events of a session. Client messages do not come through here: the session's reader verifies and
+/// routes them itself, so inputs cost no actor hop.
+#[derive(Debug)]
+pub enum SessionMsg {
+    /// The connection ended (client close, error, limit, or server shutdown): park the ship and stop.
     Closed,
 }

@@ -62,15 +62,22 @@ impl<G: Game> Default for SessionActor<G> {
     }
 }
 
-/// A running session.
+/// A running session: what logging out needs.
 pub struct SessionState<G: Game> {
     directory: Arc<Directory<G>>,
-    fabric: Arc<dyn Fabric<G>>,
     store: SharedStore,
     link: Arc<SessionLink>,
 }
 
-impl<G: Game> SessionState<G> {
+/// The `verify` and routing step of client messages, run by the session's reader task: sector-bound messages go
+/// straight to the sector actor (in the order the client sent them), the rest are answered or sent on.
+struct Inbound<G: Game> {
+    directory: Arc<Directory<G>>,
+    fabric: Arc<dyn Fabric<G>>,
+    link: Arc<SessionLink>,
+}
+
+impl<G: Game> Inbound<G> {
     fn reply(&self, frame: ServerFrame<G>) {
         self.link.conn.send(&encode_frame(&frame, self.link.encoding));
     }
@@ -79,14 +86,23 @@ impl<G: Game> SessionState<G> {
         self.reply(ServerFrame::error(id, code, message));
     }
 
-    fn sector(&self) -> Option<ActorRef<SectorMsg<G>>> {
-        self.directory.sector(self.link.sector())
-    }
-
-    fn on_inbound(&self, frame: ClientFrame<G::Command>) {
-        let ClientFrame { id, msg } = frame;
+    fn dispatch(&self, decoded: Result<ClientFrame<G::Command>, orrery_protocol::DecodeError>) {
+        let ClientFrame { id, msg } = match decoded {
+            Ok(frame) => frame,
+            Err(e) => return self.error(e.id, e.code, e.message),
+        };
+        let link = Arc::clone(&self.link);
         match msg {
             ClientMessage::Ping => self.reply(ServerFrame::new(id, ServerMessage::Pong)),
+            ClientMessage::Game(command) => self.to_sector(
+                id,
+                SectorMsg::Command {
+                    link,
+                    req_id: id,
+                    command,
+                },
+            ),
+            ClientMessage::Resync => self.to_sector(id, SectorMsg::Resync { link, req_id: id }),
             ClientMessage::Chat { channel, text } => {
                 let text = text.trim().to_owned();
                 if text.is_empty() || text.len() > orrery_protocol::MAX_CHAT_TEXT {
@@ -97,38 +113,14 @@ impl<G: Game> SessionState<G> {
                     );
                 }
                 match channel {
-                    ChatChannel::Global => self
-                        .fabric
-                        .global_chat(self.link.character, self.link.name.clone(), text),
-                    ChatChannel::Sector => self.to_sector(
-                        id,
-                        SectorMsg::SayInSector {
-                            link: Arc::clone(&self.link),
-                            req_id: id,
-                            text,
-                        },
-                    ),
+                    ChatChannel::Global => self.fabric.global_chat(link.character, link.name.clone(), text),
+                    ChatChannel::Sector => self.to_sector(id, SectorMsg::SayInSector { link, req_id: id, text }),
                 }
             }
-            ClientMessage::Resync => self.to_sector(
-                id,
-                SectorMsg::Resync {
-                    link: Arc::clone(&self.link),
-                    req_id: id,
-                },
-            ),
-            ClientMessage::Game(command) => self.to_sector(
-                id,
-                SectorMsg::Command {
-                    link: Arc::clone(&self.link),
-                    req_id: id,
-                    command,
-                },
-            ),
         }
     }
 
-    /// The `verify` step and delivery: sector-bound messages are refused while the ship is between sectors.
+    /// Sector-bound messages are refused while the ship is between sectors, or while its sector restarts.
     fn to_sector(&self, id: Option<u64>, msg: SectorMsg<G>) {
         if self.link.in_transit() {
             return self.error(
@@ -137,7 +129,7 @@ impl<G: Game> SessionState<G> {
                 "your ship is between sectors; wait for `warped`",
             );
         }
-        match self.sector() {
+        match self.directory.sector(self.link.sector()) {
             Some(sector) if sector.cast(msg).is_ok() => {}
             _ => self.error(
                 id,
@@ -145,6 +137,12 @@ impl<G: Game> SessionState<G> {
                 "the sector is restarting; try again shortly",
             ),
         }
+    }
+}
+
+impl<G: Game> SessionState<G> {
+    fn sector(&self) -> Option<ActorRef<SectorMsg<G>>> {
+        self.directory.sector(self.link.sector())
     }
 
     /// Takes the ship out of its sector and parks it in the store.
@@ -212,7 +210,7 @@ async fn load_avatar<G: Game>(
 }
 
 impl<G: Game> Actor for SessionActor<G> {
-    type Msg = SessionMsg<G>;
+    type Msg = SessionMsg;
     type State = SessionState<G>;
     type Arguments = SessionArgs<G>;
 
@@ -274,10 +272,14 @@ impl<G: Game> Actor for SessionActor<G> {
             a.conn.close(1011, "sector unavailable");
             return Err(SessionError::SectorUnavailable(sector).into());
         }
-        tokio::spawn(read_loop::<G>(myself, Arc::clone(&a.conn), a.config, a.leftover));
+        let inbound = Inbound {
+            directory: Arc::clone(&a.directory),
+            fabric: a.fabric,
+            link: Arc::clone(&link),
+        };
+        tokio::spawn(read_loop::<G>(myself, inbound, a.config, a.leftover));
         Ok(SessionState {
             directory: a.directory,
-            fabric: a.fabric,
             store: a.store,
             link,
         })
@@ -290,8 +292,6 @@ impl<G: Game> Actor for SessionActor<G> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SessionMsg::Inbound(frame) => state.on_inbound(frame),
-            SessionMsg::Invalid(e) => state.error(e.id, e.code, e.message),
             SessionMsg::Closed => {
                 if let Err(e) = state.park().await {
                     warn!(session = %state.link.session, error = %e, "could not park the ship at logout");
@@ -332,13 +332,15 @@ impl RateLimit {
     }
 }
 
-/// Reads and decodes the client's frames and hands them to the session actor.
+/// Reads, decodes, verifies and routes the client's messages (no actor hop for them), enforcing the size and rate
+/// limits; tells the session actor when the connection ends.
 async fn read_loop<G: Game>(
-    session: ActorRef<SessionMsg<G>>,
-    conn: Arc<Conn>,
+    session: ActorRef<SessionMsg>,
+    inbound: Inbound<G>,
     config: Arc<EngineConfig>,
     leftover: Bytes,
 ) {
+    let conn = Arc::clone(&inbound.link.conn);
     let mut reader = FrameReader::new(orrery_protocol::MAX_CLIENT_MESSAGE);
     reader.push(&leftover);
     let mut limit = RateLimit {
@@ -376,13 +378,7 @@ async fn read_loop<G: Game>(
                 conn.close(codes::CLOSE_RATE_LIMITED, "message rate limit exceeded");
                 break 'outer;
             }
-            let msg = match decoded {
-                Ok(frame) => SessionMsg::Inbound(frame),
-                Err(e) => SessionMsg::Invalid(e),
-            };
-            if session.cast(msg).is_err() {
-                break 'outer;
-            }
+            inbound.dispatch(decoded);
         }
         if conn.is_closed() {
             break;
