@@ -389,7 +389,8 @@ impl<G: Game> SectorState<G> {
 
     /// Whether the session's ship is here; if not (it left on a warp a moment ago), tells the client so.
     fn check_here(&self, link: &SessionLink, req_id: Option<u64>) -> bool {
-        let here = self.subscribers.iter().any(|l| l.session == link.session);
+        // Constant time: a session's link names its ship's sector, and says when the ship is between sectors.
+        let here = !link.in_transit() && link.sector() == self.id();
         if !here {
             self.send_to(
                 link,
