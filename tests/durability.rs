@@ -18,15 +18,6 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
     let mut j = Client::join(&server, &token, Encoding::Json).await;
     let station = j.keyframe.stations[0].clone();
     let listing = *station.commodities.iter().find(|l| l.quantity >= 2).unwrap();
-    let id = j
-        .client
-        .command(Command::Trade {
-            station: station.id,
-            commodity: listing.commodity,
-            side: Side::Buy,
-            qty: 2,
-        })
-        .await;
     let Event::TradeResult {
         credits,
         cargo,
@@ -34,11 +25,9 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
         ..
     } = j
         .client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Game(e) if f.id == Some(id) => Some(e.clone()),
-            _ => None,
-        })
-        .await;
+        .trade(station.id, listing.commodity, Side::Buy, 2)
+        .await
+        .expect("trade accepted");
     // Fly a little, then stop, and note where the ship came to rest.
     j.client.command(Command::Thrust { vx: 60.0, vy: 30.0 }).await;
     for _ in 0..5 {
@@ -101,7 +90,8 @@ async fn a_crashed_sector_restarts_from_its_last_state_and_resends_keyframes() {
     let (token, character) = server.guest("Survivor").await;
     let mut j = Client::join(&server, &token, Encoding::Binary).await;
     j.client.command(Command::Thrust { vx: 20.0, vy: 10.0 }).await;
-    let (seq_before, _, _) = j.client.delta().await;
+    // The thrust is applied (visible) before the crash, so the restarted sector must still have it.
+    let (seq_before, _, _) = j.client.until_ship(character, |s| s.vx == 20.0).await;
     let r = server
         .admin_post(&format!("/v1/admin/sectors/{}/crash", j.sector))
         .await;
@@ -293,24 +283,8 @@ async fn an_acknowledged_trade_survives_kill_9() {
     let listing = *station.commodities.iter().find(|l| l.quantity >= 4).unwrap();
     let mut last = None;
     for _ in 0..2 {
-        let id = j
-            .client
-            .command(Command::Trade {
-                station: station.id,
-                commodity: listing.commodity,
-                side: Side::Buy,
-                qty: 2,
-            })
-            .await;
-        last = Some(
-            j.client
-                .recv_until(|f| match &f.msg {
-                    ServerMessage::Game(e) if f.id == Some(id) => Some(e.clone()),
-                    ServerMessage::Error { code, .. } if f.id == Some(id) => panic!("trade refused: {code}"),
-                    _ => None,
-                })
-                .await,
-        );
+        let result = j.client.trade(station.id, listing.commodity, Side::Buy, 2).await;
+        last = Some(result.expect("trade accepted"));
     }
     // The acknowledgement has arrived: kill the server at once, no graceful anything.
     process.child.kill().unwrap();

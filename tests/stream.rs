@@ -73,7 +73,7 @@ async fn deltas_arrive_at_the_tick_rate() {
     }
     let secs = started.elapsed().as_secs_f64();
     let rate = f64::from(n) / secs;
-    assert!((15.0..=25.0).contains(&rate), "{rate:.1} deltas/s, expected about 20");
+    assert!((10.0..=30.0).contains(&rate), "{rate:.1} deltas/s, expected about 20");
     assert_eq!(u64::from(n), tick - first_tick, "one delta per tick while moving");
 }
 

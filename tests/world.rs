@@ -178,25 +178,6 @@ async fn trade_changes_stock_credits_and_cargo_together() {
         .find(|l| l.quantity >= 5)
         .expect("something in stock");
 
-    let id = j
-        .client
-        .command(Command::Trade {
-            station: station.id,
-            commodity: listing.commodity,
-            side: Side::Buy,
-            qty: 3,
-        })
-        .await;
-    let result = j
-        .client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Game(e) if f.id == Some(id) => Some(e.clone()),
-            ServerMessage::Error { code, .. } if f.id == Some(id) => {
-                panic!("trade refused: {code}")
-            }
-            _ => None,
-        })
-        .await;
     let Event::TradeResult {
         qty,
         total,
@@ -204,7 +185,11 @@ async fn trade_changes_stock_credits_and_cargo_together() {
         cargo,
         station_quantity,
         ..
-    } = result;
+    } = j
+        .client
+        .trade(station.id, listing.commodity, Side::Buy, 3)
+        .await
+        .expect("trade accepted");
     assert_eq!(qty, 3);
     assert!(total > 0);
     assert_eq!(credits, 10_000 - total);
@@ -226,59 +211,27 @@ async fn trade_changes_stock_credits_and_cargo_together() {
     assert_eq!(seen, listing.quantity - 3);
 
     // Refusals are typed and change nothing.
-    let sell_too_much = j
+    let refused = j.client.trade(station.id, listing.commodity, Side::Sell, 4).await;
+    assert_eq!(refused.unwrap_err(), "not_enough_cargo");
+    let refused = j.client.trade(Uuid::new_v4(), listing.commodity, Side::Buy, 1).await;
+    assert_eq!(refused.unwrap_err(), "no_such_station");
+    let code = j
         .client
-        .command(Command::Trade {
-            station: station.id,
-            commodity: listing.commodity,
-            side: Side::Sell,
-            qty: 4,
-        })
-        .await;
-    assert_eq!(j.client.error_for(sell_too_much).await.0, "not_enough_cargo");
-    let nowhere = j
-        .client
-        .command(Command::Trade {
-            station: Uuid::new_v4(),
-            commodity: listing.commodity,
-            side: Side::Buy,
-            qty: 1,
-        })
-        .await;
-    assert_eq!(j.client.error_for(nowhere).await.0, "no_such_station");
-    let hold = j
-        .client
-        .command(Command::Trade {
-            station: station.id,
-            commodity: listing.commodity,
-            side: Side::Buy,
-            qty: 1_000,
-        })
-        .await;
-    let code = j.client.error_for(hold).await.0;
+        .trade(station.id, listing.commodity, Side::Buy, 1_000)
+        .await
+        .unwrap_err();
     assert!(
         ["not_enough_cargo_space", "not_enough_stock", "not_enough_credits"].contains(&code.as_str()),
         "{code}"
     );
     // Selling back what was bought works and returns the cargo to zero.
-    let sell = j
-        .client
-        .command(Command::Trade {
-            station: station.id,
-            commodity: listing.commodity,
-            side: Side::Sell,
-            qty: 3,
-        })
-        .await;
     let Event::TradeResult {
         cargo, credits: after, ..
     } = j
         .client
-        .recv_until(|f| match &f.msg {
-            ServerMessage::Game(e) if f.id == Some(sell) => Some(e.clone()),
-            _ => None,
-        })
-        .await;
+        .trade(station.id, listing.commodity, Side::Sell, 3)
+        .await
+        .expect("sale accepted");
     assert_eq!(cargo.get(&listing.commodity).copied().unwrap_or(0), 0);
     assert!(
         after > credits && after <= 10_000,

@@ -108,9 +108,10 @@ impl<G: Game> ServerFrame<G> {
     }
 }
 
-impl<G: Game> std::fmt::Debug for ServerFrame<G> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match &self.msg {
+impl<G: Game> ServerMessage<G> {
+    /// The engine-level `type` of the message (`game` for the game's own events).
+    pub fn kind(&self) -> &'static str {
+        match self {
             ServerMessage::Welcome { .. } => "welcome",
             ServerMessage::Keyframe { .. } => "keyframe",
             ServerMessage::Delta { .. } => "delta",
@@ -119,7 +120,13 @@ impl<G: Game> std::fmt::Debug for ServerFrame<G> {
             ServerMessage::Pong => "pong",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Game(_) => "game",
-        };
+        }
+    }
+}
+
+impl<G: Game> std::fmt::Debug for ServerFrame<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self.msg.kind();
         f.debug_struct("ServerFrame")
             .field("id", &self.id)
             .field("type", &kind)

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use orrery_api::{GalaxySource, RunningServer, ServerConfig};
+use orrery_engine::galaxy::Commodity;
 use orrery_engine::galaxy::GenerateParams;
-use orrery_engine::spacetrade::{ClientView, Command, Delta, Keyframe, Profile, ShipView, SpaceTrade};
+use orrery_engine::spacetrade::{ClientView, Command, Delta, Event, Keyframe, Profile, ShipView, Side, SpaceTrade};
 use orrery_protocol::codec;
 use orrery_protocol::{ClientFrame, ClientMessage, Encoding, ServerFrame, ServerMessage};
 use serde_json::Value;
@@ -339,6 +340,24 @@ impl Client {
         }
     }
 
+    /// Sends a trade; its `trade_result`, or the code of the error that refused it.
+    pub async fn trade(&mut self, station: Uuid, commodity: Commodity, side: Side, qty: u32) -> Result<Event, String> {
+        let id = self
+            .command(Command::Trade {
+                station,
+                commodity,
+                side,
+                qty,
+            })
+            .await;
+        self.recv_until(|f| match &f.msg {
+            ServerMessage::Game(e) if f.id == Some(id) => Some(Ok(e.clone())),
+            ServerMessage::Error { code, .. } if f.id == Some(id) => Some(Err(code.clone())),
+            _ => None,
+        })
+        .await
+    }
+
     /// The error frame answering request `id`.
     pub async fn error_for(&mut self, id: u64) -> (String, String) {
         self.recv_until(|f| match &f.msg {
@@ -381,14 +400,5 @@ impl Client {
 }
 
 pub fn kind(m: &Msg) -> &'static str {
-    match m {
-        ServerMessage::Welcome { .. } => "welcome",
-        ServerMessage::Keyframe { .. } => "keyframe",
-        ServerMessage::Delta { .. } => "delta",
-        ServerMessage::Warped { .. } => "warped",
-        ServerMessage::Chat { .. } => "chat",
-        ServerMessage::Pong => "pong",
-        ServerMessage::Error { .. } => "error",
-        ServerMessage::Game(_) => "game",
-    }
+    m.kind()
 }
