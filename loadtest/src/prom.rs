@@ -95,21 +95,25 @@ pub fn counter_delta(start: &Scrape, end: &Scrape, name: &str) -> Option<f64> {
     Some((e - start.sum(name).unwrap_or(0.0)).max(0.0))
 }
 
-/// The `q` quantile of the observations a histogram gained between two scrapes, like PromQL's
-/// `histogram_quantile`: linear interpolation inside the bucket that holds it, from the previous bucket's upper bound
-/// (0 for the first). A quantile that falls in the `+Inf` bucket gives the largest finite bound. None when the
-/// histogram is absent or gained no observations.
-pub fn histogram_quantile(start: &Scrape, end: &Scrape, name: &str, q: f64) -> Option<f64> {
+/// What each cumulative bucket `(le, count)` of a histogram gained between two scrapes.
+fn bucket_deltas(start: &Scrape, end: &Scrape, name: &str) -> Vec<(f64, f64)> {
     let before: BTreeMap<u64, f64> = start
         .buckets(name)
         .into_iter()
         .map(|(le, c)| (order_key(le), c))
         .collect();
-    let deltas: Vec<(f64, f64)> = end
-        .buckets(name)
+    end.buckets(name)
         .into_iter()
         .map(|(le, c)| (le, (c - before.get(&order_key(le)).copied().unwrap_or(0.0)).max(0.0)))
-        .collect();
+        .collect()
+}
+
+/// The `q` quantile of the observations a histogram gained between two scrapes, like PromQL's
+/// `histogram_quantile`: linear interpolation inside the bucket that holds it, from the previous bucket's upper bound
+/// (0 for the first). A quantile that falls in the `+Inf` bucket gives the largest finite bound. None when the
+/// histogram is absent or gained no observations.
+pub fn histogram_quantile(start: &Scrape, end: &Scrape, name: &str, q: f64) -> Option<f64> {
+    let deltas = bucket_deltas(start, end, name);
     quantile_of_buckets(&deltas, q)
 }
 
@@ -117,16 +121,7 @@ pub fn histogram_quantile(start: &Scrape, end: &Scrape, name: &str, q: f64) -> O
 /// is at most this". Infinite when it falls in the `+Inf` bucket. Better than interpolation when most observations
 /// sit just above a bucket bound (tick intervals of 50.1 ms in a (50, 75] bucket would interpolate to ~75).
 pub fn histogram_quantile_bound(start: &Scrape, end: &Scrape, name: &str, q: f64) -> Option<f64> {
-    let before: BTreeMap<u64, f64> = start
-        .buckets(name)
-        .into_iter()
-        .map(|(le, c)| (order_key(le), c))
-        .collect();
-    let deltas: Vec<(f64, f64)> = end
-        .buckets(name)
-        .into_iter()
-        .map(|(le, c)| (le, (c - before.get(&order_key(le)).copied().unwrap_or(0.0)).max(0.0)))
-        .collect();
+    let deltas = bucket_deltas(start, end, name);
     let total = deltas.last()?.1;
     if total <= 0.0 {
         return None;

@@ -166,15 +166,25 @@ pub struct Joined {
     pub seq: u64,
 }
 
+/// The upgrade request of a session, asking for `encoding`'s subprotocol.
+fn ws_request(
+    server: &TestServer,
+    token: &str,
+    encoding: Encoding,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = format!("ws://{}/v1/ws?token={token}", server.addr())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(encoding.subprotocol()),
+    );
+    req
+}
+
 impl Client {
     pub async fn connect(server: &TestServer, token: &str, encoding: Encoding) -> Client {
-        let mut req = format!("ws://{}/v1/ws?token={token}", server.addr())
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(encoding.subprotocol()),
-        );
+        let req = ws_request(server, token, encoding);
         let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
         assert_eq!(
             resp.headers().get("Sec-WebSocket-Protocol").unwrap(),
@@ -193,13 +203,7 @@ impl Client {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let stream = socket.connect(server.addr()).await.unwrap();
-        let mut req = format!("ws://{}/v1/ws?token={token}", server.addr())
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(encoding.subprotocol()),
-        );
+        let req = ws_request(server, token, encoding);
         let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
             .await
             .expect("websocket connects");
