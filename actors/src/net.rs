@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// How much a connection's reader asks the socket for at once.
-pub const READ_CHUNK: usize = 2048;
+pub const READ_CHUNK: usize = 1024;
 
 /// How long a closing connection waits for the peer before its read side is shut too.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -131,14 +131,18 @@ impl FrameReader {
         self.buf.extend_from_slice(data);
     }
 
-    /// The buffer to read the socket into directly, with room for at least [`READ_CHUNK`] more bytes (a buffer
-    /// grown by a large message is given back once that message has been parsed).
+    /// The buffer to read the socket into directly, with room for at least [`READ_CHUNK`] more bytes.
     pub fn read_buf(&mut self) -> &mut BytesMut {
-        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
-            self.buf = BytesMut::new();
-        }
         self.buf.reserve(READ_CHUNK);
         &mut self.buf
+    }
+
+    /// Gives the buffer back when everything in it has been parsed, so that an idle connection (waiting for its
+    /// next message) holds no read buffer at all.
+    pub fn release_idle(&mut self) {
+        if self.buf.is_empty() && self.partial.is_none() {
+            self.buf = BytesMut::new();
+        }
     }
 
     /// The next complete event, if the buffer holds one.

@@ -383,6 +383,7 @@ async fn read_loop<G: Game>(
         if conn.is_closed() {
             break;
         }
+        reader.release_idle();
         if conn.stream().readable().await.is_err() {
             break;
         }
