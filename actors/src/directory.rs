@@ -103,7 +103,6 @@ pub trait Fabric<G: Game>: Send + Sync + 'static {
 
 struct SectorEntry<G: Game> {
     region: RegionId,
-    name: String,
     actor: Option<ActorRef<SectorMsg<G>>>,
 }
 
@@ -139,15 +138,8 @@ impl<G: Game> Directory<G> {
     }
 
     /// Declares a sector (its actor is attached once running).
-    pub fn add_sector(&self, id: SectorId, region: RegionId, name: String) {
-        self.sectors.insert(
-            id,
-            SectorEntry {
-                region,
-                name,
-                actor: None,
-            },
-        );
+    pub fn add_sector(&self, id: SectorId, region: RegionId) {
+        self.sectors.insert(id, SectorEntry { region, actor: None });
     }
 
     /// Attaches (or, with `None`, detaches while restarting) a sector's running actor.
@@ -170,11 +162,6 @@ impl<G: Game> Directory<G> {
     /// The region a sector belongs to.
     pub fn region_of(&self, id: SectorId) -> Option<RegionId> {
         self.sectors.get(&id).map(|e| e.region)
-    }
-
-    /// A sector's display name.
-    pub fn sector_name(&self, id: SectorId) -> Option<String> {
-        self.sectors.get(&id).map(|e| e.name.clone())
     }
 
     /// Every running sector actor.
@@ -206,11 +193,6 @@ impl<G: Game> Directory<G> {
     pub fn remove_session(&self, session: Uuid, character: Uuid) {
         self.sessions.remove(&session);
         self.online.remove_if(&character, |_, s| *s == session);
-    }
-
-    /// Whether a character has a live session.
-    pub fn is_online(&self, character: Uuid) -> bool {
-        self.online.contains_key(&character)
     }
 
     /// Every live session.

@@ -167,7 +167,7 @@ impl<G: Game> Node<G> {
         for region in game.layout() {
             let mut cells = Vec::new();
             for sector in &region.sectors {
-                directory.add_sector(sector.id, region.id, sector.name.clone());
+                directory.add_sector(sector.id, region.id);
                 region_of_sector.insert(sector.id, region.id);
                 let (state, seq, tick) = restore(game.as_ref(), sector.id, snapshots.get(&sector.id));
                 cells.push(SectorCell::new(

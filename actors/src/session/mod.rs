@@ -28,8 +28,6 @@ const SECTOR_RETRIES: u32 = 40;
 /// Failures while setting up or tearing down a session.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("the character is already connected")]
-    AlreadyOnline,
     #[error("sector {0} did not admit the ship")]
     SectorUnavailable(SectorId),
     #[error("stored avatar is unreadable: {0}")]

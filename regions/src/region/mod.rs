@@ -84,37 +84,35 @@ impl<G: Game> RegionState<G> {
         Ok(())
     }
 
-    fn deliver(&self, myself: &ActorRef<RegionMsg<G>>, t: Transfer<G>) {
+    fn deliver(&self, t: Transfer<G>) {
         let here = self.args.directory.region_of(t.to) == Some(self.args.id);
         if !here {
             return match self.args.fabric.nexus() {
                 Some(nexus) => match nexus.cast(NexusMsg::Transfer(t)) {
                     Ok(()) => {}
-                    Err(MessagingErr::SendErr(NexusMsg::Transfer(t))) => self.retry(myself, t),
+                    Err(MessagingErr::SendErr(NexusMsg::Transfer(t))) => self.retry(t),
                     Err(_) => error!("nexus dropped a transfer"),
                 },
-                None => self.retry(myself, t),
+                None => self.retry(t),
             };
         }
         match self.args.directory.sector(t.to) {
             Some(sector) => match sector.cast(SectorMsg::Admit(t)) {
                 Ok(()) => {}
-                Err(MessagingErr::SendErr(SectorMsg::Admit(t))) => self.retry(myself, t),
+                Err(MessagingErr::SendErr(SectorMsg::Admit(t))) => self.retry(t),
                 Err(_) => error!("sector dropped a transfer"),
             },
-            None => self.retry(myself, t),
+            None => self.retry(t),
         }
     }
 
-    fn retry(&self, myself: &ActorRef<RegionMsg<G>>, t: Transfer<G>) {
-        let me = myself.clone();
+    /// Tries the delivery again shortly, through whichever supervisor runs this region by then (a region that is
+    /// restarting is retried too, so the ship is never dropped).
+    fn retry(&self, t: Transfer<G>) {
         let region = self.args.id;
-        self.args.fabric.retry_later(t, move |fabric, t| {
-            if me.cast(RegionMsg::Transfer(t)).is_err() {
-                warn!(%region, "region supervisor gone; transfer waits for its restart");
-            }
-            let _ = fabric;
-        });
+        self.args
+            .fabric
+            .retry_later(t, move |fabric, t| fabric.to_region(region, t));
     }
 }
 
@@ -151,12 +149,12 @@ impl<G: Game> Actor for RegionSupervisor<G> {
 
     async fn handle(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RegionMsg::Transfer(t) => state.deliver(&myself, t),
+            RegionMsg::Transfer(t) => state.deliver(t),
             RegionMsg::InjectCrash(sector) => {
                 if let Some(actor) = state.args.directory.sector(sector) {
                     let _ = actor.cast(SectorMsg::InjectCrash);
