@@ -223,10 +223,7 @@ fn fanout(c: &mut Criterion) {
                 .collect(),
             conns: conn_servers
                 .into_iter()
-                .map(|s| {
-                    let s = tokio::net::TcpStream::from_std(s).expect("register");
-                    Conn::new(Arc::new(s), OutboxLimits::default())
-                })
+                .map(|s| Conn::new(s, OutboxLimits::default()).expect("register"))
                 .collect(),
             short: Default::default(),
         }

@@ -91,10 +91,7 @@ fn board(rt: &tokio::runtime::Runtime, node: &Node<SpaceTrade>, sector: SectorId
     server.set_nonblocking(true).expect("nonblocking");
     let conn = {
         let _guard = rt.enter();
-        Conn::new(
-            Arc::new(tokio::net::TcpStream::from_std(server).expect("register")),
-            OutboxLimits::default(),
-        )
+        Conn::new(server, OutboxLimits::default()).expect("register")
     };
     let seed = CharacterSeed {
         character_id: Uuid::from_u128(n),

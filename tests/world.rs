@@ -293,34 +293,39 @@ async fn sector_chat_stays_in_the_sector_and_global_chat_reaches_everyone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sector_requests_sent_during_a_warp_are_answered_not_lost() {
+async fn sector_requests_sent_during_a_warp_are_handled_by_the_new_sector() {
     let server = TestServer::start().await;
     let (t, _) = server.guest("Hasty").await;
     let mut j = Client::join(&server, &t, Encoding::Json).await;
-    let to = j.keyframe.warps[0].to;
+    let (home, to) = (j.sector, j.keyframe.warps[0].to);
     for round in 0..5 {
-        let target = if round % 2 == 0 { to } else { j.sector };
-        j.client.command(Command::Warp { to: target }).await;
+        let target = if round % 2 == 0 { to } else { home };
+        let warp_id = j.client.command(Command::Warp { to: target }).await;
         let text = format!("mid-warp {round}");
-        let chat_id = j
-            .client
+        j.client
             .send(ClientMessage::Chat {
                 channel: ChatChannel::Sector,
                 text: text.clone(),
             })
             .await;
         let resync_id = j.client.send(ClientMessage::Resync).await;
-        let (mut chat_answered, mut resync_answered) = (false, false);
-        while !(chat_answered && resync_answered) {
+        let (mut warped, mut chat_seen, mut resynced) = (false, false, false);
+        while !(warped && chat_seen && resynced) {
             let f = j.client.recv().await;
             match &f.msg {
-                ServerMessage::Error { code, .. } if f.id == Some(chat_id) || f.id == Some(resync_id) => {
-                    assert_eq!(code, "warp_in_progress");
-                    chat_answered |= f.id == Some(chat_id);
-                    resync_answered |= f.id == Some(resync_id);
+                ServerMessage::Warped { to, .. } if f.id == Some(warp_id) => {
+                    assert_eq!(*to, target);
+                    warped = true;
                 }
-                ServerMessage::Chat { text: t, .. } if *t == text => chat_answered = true,
-                ServerMessage::Keyframe { .. } if f.id == Some(resync_id) => resync_answered = true,
+                ServerMessage::Error { code, .. } => panic!("mid-warp request refused: {code} (frame {f:?})"),
+                ServerMessage::Chat { text: t, .. } if *t == text => {
+                    assert!(warped, "the chat line is said in the sector the ship arrives in");
+                    chat_seen = true;
+                }
+                ServerMessage::Keyframe { sector, .. } if f.id == Some(resync_id) => {
+                    assert_eq!(*sector, target, "resync answered by the new sector");
+                    resynced = true;
+                }
                 _ => {}
             }
         }

@@ -1,7 +1,7 @@
 //! Node-wide lookup tables (sector actors, sessions, online characters) and the routing contract sectors use.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use orrery_engine::{EntityId, Game, RegionId, SectorId};
@@ -10,8 +10,10 @@ use parking_lot::Mutex;
 use ractor::ActorRef;
 use uuid::Uuid;
 
+use crate::input::InputState;
 use crate::net::Conn;
 use crate::sector::messages::SectorMsg;
+use crate::session::SessionMsg;
 
 /// What sectors and the nexus know of a connected session: its connection, its ship and where that ship is.
 #[derive(Debug)]
@@ -22,8 +24,11 @@ pub struct SessionLink {
     pub entity: EntityId,
     pub conn: Arc<Conn>,
     pub encoding: Encoding,
+    /// What the client sent and has not been handled yet; read by the sector the ship is in.
+    pub input: Mutex<InputState>,
     sector: Mutex<SectorId>,
     in_transit: AtomicBool,
+    session_actor: OnceLock<ActorRef<SessionMsg>>,
 }
 
 impl SessionLink {
@@ -43,9 +48,23 @@ impl SessionLink {
             entity,
             conn,
             encoding,
+            input: Mutex::new(InputState::default()),
             sector: Mutex::new(sector),
             in_transit: AtomicBool::new(false),
+            session_actor: OnceLock::new(),
         })
+    }
+
+    /// Names the session actor that is told when the connection ends.
+    pub fn set_session_actor(&self, actor: ActorRef<SessionMsg>) {
+        let _ = self.session_actor.set(actor);
+    }
+
+    /// Tells the session actor that the client's side of the connection has ended (it parks the ship and stops).
+    pub fn input_ended(&self) {
+        if let Some(actor) = self.session_actor.get() {
+            let _ = actor.cast(SessionMsg::Closed);
+        }
     }
 
     /// The sector the session's ship is in (or was in, while in transit).

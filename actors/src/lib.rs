@@ -3,14 +3,16 @@
 //! Modules:
 //! - [`config`]: runtime settings shared by the actors.
 //! - [`directory`]: node-wide lookup tables and the [`Fabric`](directory::Fabric) routing contract.
+//! - [`input`]: a connection's inbound side (parsing, decoding, size and rate limits), read by sectors.
 //! - [`net`]: WebSocket framing and the per-connection outbox (non-blocking writes of shared bytes).
 //! - [`persist`]: the persister task that writes snapshots off the tick path.
 //! - [`sector`]: the sector actor (tick, deltas, fan-out, crash recovery).
-//! - [`session`]: the session actor (one per connection) and its reader.
+//! - [`session`]: the session actor (one per connection: login, welcome, logout).
 //! - [`store`]: the persistence trait and the embedded SQLite store.
 
 pub mod config;
 pub mod directory;
+pub mod input;
 pub mod net;
 pub mod persist;
 pub mod sector;

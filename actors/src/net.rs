@@ -3,7 +3,8 @@
 //! Server frames are built once ([`frame`]) and the same [`Bytes`] are written to every subscriber with one
 //! non-blocking `write` each ([`Conn::offer_delta`], [`Conn::send`]). Nothing on that path awaits, allocates per
 //! subscriber, or hops through a channel. When a socket would block, the unwritten rest goes to a small bounded
-//! pending queue that a per-connection flusher task drains once the socket is writable again.
+//! pending queue that a flusher task drains once the socket is writable again (the task exists only while a
+//! backlog does, so an idle connection costs no task).
 //!
 //! Backpressure policy: while a connection has more than `soft_limit` bytes pending, deltas offered to it are
 //! dropped (counted in `orrery_deltas_dropped_total`) and the connection is marked stale; once its queue has
@@ -11,14 +12,15 @@
 //! replies, chat) are always queued, but a connection whose queue passes `hard_limit` is closed with code 4000.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// How much a connection's reader asks the socket for at once.
 pub const READ_CHUNK: usize = 1024;
@@ -131,9 +133,8 @@ impl FrameReader {
         self.buf.extend_from_slice(data);
     }
 
-    /// The buffer to read the socket into directly, with room for at least [`READ_CHUNK`] more bytes.
-    pub fn read_buf(&mut self) -> &mut BytesMut {
-        self.buf.reserve(READ_CHUNK);
+    /// The buffer to read the socket into directly (see [`Conn::recv_into`]).
+    pub fn buf_mut(&mut self) -> &mut BytesMut {
         &mut self.buf
     }
 
@@ -279,37 +280,62 @@ struct Outbox {
     pending_bytes: usize,
     stale: bool,
     closing: bool,
+    /// A flusher task is running (it exists only while something is pending or the connection is closing).
+    flushing: bool,
 }
 
-/// One client connection's write side, shared by its session and every sector that streams to it.
+/// One client connection, shared by its session and the sector that streams to it.
+///
+/// The socket is registered with the runtime for *write* readiness only (the flusher needs it when a backlog
+/// builds up); incoming bytes are read by the sector the session's ship is in, once per tick, through its own
+/// poller ([`crate::sector`]). So an input costs no task wake-up and no reactor event of its own.
 #[derive(Debug)]
 pub struct Conn {
-    stream: Arc<TcpStream>,
+    io: AsyncFd<std::net::TcpStream>,
+    fd: RawFd,
     outbox: Mutex<Outbox>,
-    wake: Notify,
     dead: AtomicBool,
     limits: OutboxLimits,
+    me: Weak<Conn>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Conn {
-    pub fn new(stream: Arc<TcpStream>, limits: OutboxLimits) -> Arc<Self> {
+    /// Wraps an accepted socket. Must be called inside a tokio runtime; the socket is switched to non-blocking.
+    pub fn new(stream: std::net::TcpStream, limits: OutboxLimits) -> io::Result<Arc<Self>> {
+        stream.set_nonblocking(true)?;
         if let Some(size) = limits.socket_send_buffer {
-            let _ = socket2::SockRef::from(stream.as_ref()).set_send_buffer_size(size);
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
         }
-        let conn = Arc::new(Self {
-            stream,
+        let fd = stream.as_raw_fd();
+        // `with_interest` is deprecated because an `AsyncFd` over a borrowed descriptor can outlive it; here the
+        // `AsyncFd` owns the `TcpStream`, so the registration cannot outlive the socket (the safe, owning case).
+        #[allow(deprecated)]
+        let io = AsyncFd::with_interest(stream, Interest::WRITABLE)?;
+        let runtime = tokio::runtime::Handle::current();
+        Ok(Arc::new_cyclic(|me| Self {
+            io,
+            fd,
             outbox: Mutex::new(Outbox::default()),
-            wake: Notify::new(),
             dead: AtomicBool::new(false),
             limits,
-        });
-        tokio::spawn(Arc::clone(&conn).flush_loop());
-        conn
+            me: me.clone(),
+            runtime,
+        }))
     }
 
-    /// The socket, for the session's reader.
-    pub fn stream(&self) -> &Arc<TcpStream> {
-        &self.stream
+    /// The socket's descriptor (what a sector's poller watches).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// One non-blocking read of at most `max` bytes, appended to `buf`. `Ok(0)` means the peer closed its side.
+    pub fn recv_into(&self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        let len = buf.len();
+        buf.resize(len + max, 0);
+        let read = self.io.get_ref().read(&mut buf[len..]);
+        buf.truncate(len + *read.as_ref().unwrap_or(&0));
+        read
     }
 
     /// Whether the connection can no longer be written to.
@@ -376,7 +402,8 @@ impl Conn {
         self.write_or_queue(&mut out, frame)
     }
 
-    /// Sends a close frame after everything already queued, then shuts the socket's write side.
+    /// Sends a close frame after everything already queued, then shuts the socket's write side (and, after a
+    /// grace period for the peer's answer, its read side, so that the reader sees the end).
     pub fn close(&self, code: u16, reason: &str) {
         let mut out = self.outbox.lock();
         if out.closing || self.is_closed() {
@@ -385,15 +412,13 @@ impl Conn {
         let frame = close_frame(code, reason);
         self.write_or_queue(&mut out, &frame);
         out.closing = true;
-        drop(out);
-        self.wake.notify_one();
+        self.start_flusher(&mut out);
     }
 
     /// Marks the connection dead at once (the peer vanished).
     pub fn abort(&self) {
         self.dead.store(true, Ordering::Release);
-        let _ = socket2::SockRef::from(self.stream.as_ref()).shutdown(std::net::Shutdown::Both);
-        self.wake.notify_one();
+        self.shutdown(std::net::Shutdown::Both);
     }
 
     /// Bytes waiting to be written.
@@ -401,11 +426,15 @@ impl Conn {
         self.outbox.lock().pending_bytes
     }
 
+    fn shutdown(&self, how: std::net::Shutdown) {
+        let _ = self.io.get_ref().shutdown(how);
+    }
+
     fn write_or_queue(&self, out: &mut Outbox, frame: &Bytes) -> bool {
         if out.pending.is_empty() {
-            // A plain non-blocking send, without tokio's readiness bookkeeping: the flusher's `writable()` copes
-            // with a stale readiness by trying once more.
-            match socket2::SockRef::from(self.stream.as_ref()).send(frame) {
+            // A plain non-blocking send, without the runtime's readiness bookkeeping: the flusher's `writable()`
+            // copes with a stale readiness by trying once more.
+            match socket2::SockRef::from(self.io.get_ref()).send(frame) {
                 Ok(n) if n == frame.len() => return true,
                 Ok(n) => self.enqueue(out, frame.slice(n..)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.enqueue(out, frame.clone()),
@@ -420,52 +449,67 @@ impl Conn {
         if out.pending_bytes > self.limits.hard_limit {
             metrics::counter!("orrery_slow_consumers_closed_total").increment(1);
             self.dead.store(true, Ordering::Release);
-            let _ = socket2::SockRef::from(self.stream.as_ref()).shutdown(std::net::Shutdown::Both);
+            self.shutdown(std::net::Shutdown::Both);
             return false;
         }
         true
     }
 
     fn enqueue(&self, out: &mut Outbox, bytes: Bytes) {
-        let was_empty = out.pending.is_empty();
         out.pending_bytes += bytes.len();
         out.pending.push_back(bytes);
-        if was_empty {
-            self.wake.notify_one();
+        self.start_flusher(out);
+    }
+
+    fn start_flusher(&self, out: &mut Outbox) {
+        if out.flushing {
+            return;
+        }
+        if let Some(me) = self.me.upgrade() {
+            out.flushing = true;
+            self.runtime.spawn(me.flush());
         }
     }
 
-    /// Drains the pending queue whenever the socket becomes writable; exits when the connection dies.
-    async fn flush_loop(self: Arc<Self>) {
+    /// Drains the pending queue whenever the socket becomes writable; ends when the queue is empty (or, for a
+    /// closing connection, after shutting the socket down), or when the connection dies.
+    async fn flush(self: Arc<Self>) {
         loop {
             if self.is_closed() {
+                self.outbox.lock().flushing = false;
                 return;
             }
-            let (has_pending, closing) = {
-                let out = self.outbox.lock();
-                (!out.pending.is_empty(), out.closing)
+            let (empty, closing) = {
+                let mut out = self.outbox.lock();
+                let empty = out.pending.is_empty();
+                if empty && !out.closing {
+                    out.flushing = false;
+                }
+                (empty, out.closing)
             };
-            if !has_pending {
+            if empty {
                 if closing {
-                    let sock = socket2::SockRef::from(self.stream.as_ref());
-                    let _ = sock.shutdown(std::net::Shutdown::Write);
+                    self.shutdown(std::net::Shutdown::Write);
                     self.dead.store(true, Ordering::Release);
                     // Give the peer a moment to answer the close frame, then end the read side too.
                     tokio::time::sleep(CLOSE_GRACE).await;
-                    let _ = socket2::SockRef::from(self.stream.as_ref()).shutdown(std::net::Shutdown::Both);
-                    return;
+                    self.shutdown(std::net::Shutdown::Both);
+                    self.outbox.lock().flushing = false;
                 }
-                self.wake.notified().await;
-                continue;
-            }
-            if self.stream.writable().await.is_err() {
-                self.dead.store(true, Ordering::Release);
                 return;
             }
+            let mut ready = match self.io.writable().await {
+                Ok(ready) => ready,
+                Err(_) => {
+                    self.dead.store(true, Ordering::Release);
+                    self.outbox.lock().flushing = false;
+                    return;
+                }
+            };
             let mut guard = self.outbox.lock();
             let out = &mut *guard;
             while let Some(front) = out.pending.front_mut() {
-                match self.stream.try_write(front) {
+                match self.io.get_ref().write(front) {
                     Ok(n) if n == front.len() => {
                         out.pending_bytes -= n;
                         out.pending.pop_front();
@@ -474,9 +518,13 @@ impl Conn {
                         out.pending_bytes -= n;
                         front.advance(n);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready.clear_ready();
+                        break;
+                    }
                     Err(_) => {
                         self.dead.store(true, Ordering::Release);
+                        out.flushing = false;
                         return;
                     }
                 }

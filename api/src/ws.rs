@@ -114,12 +114,21 @@ pub(crate) async fn upgrade<G: Game>(
                 return app2.node.directory.remove_session(session, character);
             }
         };
-        let stream = Arc::new(parts.io.into_inner());
-        let conn = Conn::new(stream, app2.node.config.outbox);
+        let conn = match parts
+            .io
+            .into_inner()
+            .into_std()
+            .and_then(|stream| Conn::new(stream, app2.node.config.outbox))
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(error = %e, "could not set up the upgraded connection");
+                return app2.node.directory.remove_session(session, character);
+            }
+        };
         let args = SessionArgs {
             game: Arc::clone(&app2.node.game),
             directory: Arc::clone(&app2.node.directory),
-            fabric: app2.node.fabric.clone(),
             store: Arc::clone(&app2.node.store),
             config: Arc::clone(&app2.node.config),
             identity,

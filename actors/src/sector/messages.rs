@@ -10,7 +10,7 @@ use crate::directory::{SessionLink, Transfer};
 use crate::persist::PersistBatch;
 
 /// Everything a sector actor handles. Per-frame traffic never comes through here: deltas are written to
-/// connections by the sector itself.
+/// connections by the sector itself, and client messages are read from them by the sector at each tick.
 pub enum SectorMsg<G: Game> {
     /// Advance one fixed step, emit the delta, fan it out.
     Tick,
@@ -26,7 +26,8 @@ pub enum SectorMsg<G: Game> {
         session: Uuid,
         reply: RpcReplyPort<Option<G::Avatar>>,
     },
-    /// A game command from a subscribed session; the sector answers the connection directly.
+    /// A game command on behalf of a subscribed session (clients' own commands are read from their connections
+    /// at each tick instead); the sector answers the connection directly.
     Command {
         link: Arc<SessionLink>,
         req_id: Option<u64>,
@@ -34,17 +35,6 @@ pub enum SectorMsg<G: Game> {
     },
     /// A ship arriving from another sector.
     Admit(Transfer<G>),
-    /// Send the session a fresh keyframe.
-    Resync {
-        link: Arc<SessionLink>,
-        req_id: Option<u64>,
-    },
-    /// A line on the sector chat channel.
-    SayInSector {
-        link: Arc<SessionLink>,
-        req_id: Option<u64>,
-        text: String,
-    },
     /// Encode the current state for the store (periodic snapshots use the persister instead).
     Snapshot(RpcReplyPort<PersistBatch>),
     /// Debug hook: panic inside the handler, to exercise supervision.

@@ -1,21 +1,24 @@
-//! The session actor: one per WebSocket connection. It verifies and routes client messages; it is not on the
-//! per-frame path (sectors write deltas to the connection directly).
+//! The session actor: one per WebSocket connection. It owns the session's lifecycle (load or spawn the character,
+//! welcome, enter its sector; park the ship when the connection ends). It is on neither the per-frame nor the
+//! per-input path: sectors write deltas to the connection and read the client's messages from it themselves
+//! ([`crate::input`]).
 
 pub mod messages;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use orrery_engine::{CharacterSeed, Game, SectorId};
-use orrery_protocol::{codec, codes, ChatChannel, ClientFrame, ClientMessage, Encoding, ServerFrame, ServerMessage};
+use orrery_protocol::{codes, Encoding, ServerFrame, ServerMessage};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::config::EngineConfig;
-use crate::directory::{Directory, Fabric, SessionLink};
-use crate::net::{self, Conn, FrameReader, Opcode, WsEvent};
+use crate::directory::{Directory, SessionLink};
+use crate::input::InputState;
+use crate::net::Conn;
 use crate::sector::{encode_frame, SectorMsg};
 use crate::store::{now_millis, Identity, ParkedAvatar, SharedStore};
 pub use messages::SessionMsg;
@@ -40,7 +43,6 @@ pub enum SessionError {
 pub struct SessionArgs<G: Game> {
     pub game: Arc<G>,
     pub directory: Arc<Directory<G>>,
-    pub fabric: Arc<dyn Fabric<G>>,
     pub store: SharedStore,
     pub config: Arc<EngineConfig>,
     pub identity: Identity,
@@ -65,77 +67,6 @@ pub struct SessionState<G: Game> {
     directory: Arc<Directory<G>>,
     store: SharedStore,
     link: Arc<SessionLink>,
-}
-
-/// The `verify` and routing step of client messages, run by the session's reader task: sector-bound messages go
-/// straight to the sector actor (in the order the client sent them), the rest are answered or sent on.
-struct Inbound<G: Game> {
-    directory: Arc<Directory<G>>,
-    fabric: Arc<dyn Fabric<G>>,
-    link: Arc<SessionLink>,
-}
-
-impl<G: Game> Inbound<G> {
-    fn reply(&self, frame: ServerFrame<G>) {
-        self.link.conn.send(&encode_frame(&frame, self.link.encoding));
-    }
-
-    fn error(&self, id: Option<u64>, code: &str, message: impl Into<String>) {
-        self.reply(ServerFrame::error(id, code, message));
-    }
-
-    fn dispatch(&self, decoded: Result<ClientFrame<G::Command>, orrery_protocol::DecodeError>) {
-        let ClientFrame { id, msg } = match decoded {
-            Ok(frame) => frame,
-            Err(e) => return self.error(e.id, e.code, e.message),
-        };
-        let link = Arc::clone(&self.link);
-        match msg {
-            ClientMessage::Ping => self.reply(ServerFrame::new(id, ServerMessage::Pong)),
-            ClientMessage::Game(command) => self.to_sector(
-                id,
-                SectorMsg::Command {
-                    link,
-                    req_id: id,
-                    command,
-                },
-            ),
-            ClientMessage::Resync => self.to_sector(id, SectorMsg::Resync { link, req_id: id }),
-            ClientMessage::Chat { channel, text } => {
-                let text = text.trim().to_owned();
-                if text.is_empty() || text.len() > orrery_protocol::MAX_CHAT_TEXT {
-                    return self.error(
-                        id,
-                        codes::INVALID_CHAT,
-                        format!("chat text must be 1 to {} bytes", orrery_protocol::MAX_CHAT_TEXT),
-                    );
-                }
-                match channel {
-                    ChatChannel::Global => self.fabric.global_chat(link.character, link.name.clone(), text),
-                    ChatChannel::Sector => self.to_sector(id, SectorMsg::SayInSector { link, req_id: id, text }),
-                }
-            }
-        }
-    }
-
-    /// Sector-bound messages are refused while the ship is between sectors, or while its sector restarts.
-    fn to_sector(&self, id: Option<u64>, msg: SectorMsg<G>) {
-        if self.link.in_transit() {
-            return self.error(
-                id,
-                codes::WARP_IN_PROGRESS,
-                "your ship is between sectors; wait for `warped`",
-            );
-        }
-        match self.directory.sector(self.link.sector()) {
-            Some(sector) if sector.cast(msg).is_ok() => {}
-            _ => self.error(
-                id,
-                codes::SECTOR_UNAVAILABLE,
-                "the sector is restarting; try again shortly",
-            ),
-        }
-    }
 }
 
 impl<G: Game> SessionState<G> {
@@ -236,6 +167,12 @@ impl<G: Game> Actor for SessionActor<G> {
             a.encoding,
             sector,
         );
+        {
+            let mut input = InputState::new(a.config.max_msgs_per_sec, a.config.msg_burst);
+            input.push(&a.leftover);
+            *link.input.lock() = input;
+        }
+        link.set_session_actor(myself.clone());
         a.directory.attach_session(Arc::clone(&link));
         let welcome = ServerFrame::<G>::new(
             None,
@@ -270,12 +207,6 @@ impl<G: Game> Actor for SessionActor<G> {
             a.conn.close(1011, "sector unavailable");
             return Err(SessionError::SectorUnavailable(sector).into());
         }
-        let inbound = Inbound {
-            directory: Arc::clone(&a.directory),
-            fabric: a.fabric,
-            link: Arc::clone(&link),
-        };
-        tokio::spawn(read_loop::<G>(myself, inbound, a.config, a.leftover));
         Ok(SessionState {
             directory: a.directory,
             store: a.store,
@@ -306,91 +237,4 @@ impl<G: Game> Actor for SessionActor<G> {
         debug!(session = %state.link.session, "session ended");
         Ok(())
     }
-}
-
-/// A token bucket for the client's message rate.
-struct RateLimit {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl RateLimit {
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Reads, decodes, verifies and routes the client's messages (no actor hop for them), enforcing the size and rate
-/// limits; tells the session actor when the connection ends.
-async fn read_loop<G: Game>(
-    session: ActorRef<SessionMsg>,
-    inbound: Inbound<G>,
-    config: Arc<EngineConfig>,
-    leftover: Bytes,
-) {
-    let conn = Arc::clone(&inbound.link.conn);
-    let mut reader = FrameReader::new(orrery_protocol::MAX_CLIENT_MESSAGE);
-    reader.push(&leftover);
-    let mut limit = RateLimit {
-        rate: f64::from(config.max_msgs_per_sec),
-        burst: f64::from(config.msg_burst.max(1)),
-        tokens: f64::from(config.msg_burst.max(1)),
-        at: Instant::now(),
-    };
-    'outer: loop {
-        loop {
-            let event = match reader.next_event() {
-                Ok(Some(ev)) => ev,
-                Ok(None) => break,
-                Err(e) => {
-                    debug!(error = %e, "closing connection on protocol violation");
-                    conn.close(e.close_code(), &e.to_string());
-                    break 'outer;
-                }
-            };
-            let decoded = match event {
-                WsEvent::Text(text) => codec::client_from_json::<G::Command>(&text),
-                WsEvent::Binary(bytes) => codec::client_from_bin::<G::Command>(&bytes),
-                WsEvent::Ping(payload) => {
-                    conn.send(&net::frame(Opcode::Pong, &payload));
-                    continue;
-                }
-                WsEvent::Pong => continue,
-                WsEvent::Close(_) => {
-                    conn.close(codes::CLOSE_NORMAL, "bye");
-                    break 'outer;
-                }
-            };
-            if !limit.allow() {
-                metrics::counter!("orrery_rate_limited_total").increment(1);
-                conn.close(codes::CLOSE_RATE_LIMITED, "message rate limit exceeded");
-                break 'outer;
-            }
-            inbound.dispatch(decoded);
-        }
-        if conn.is_closed() {
-            break;
-        }
-        reader.release_idle();
-        if conn.stream().readable().await.is_err() {
-            break;
-        }
-        match conn.stream().try_read_buf(reader.read_buf()) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => break,
-        }
-    }
-    let _ = session.cast(SessionMsg::Closed);
 }

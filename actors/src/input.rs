@@ -1,0 +1,176 @@
+//! A connection's inbound side: the bytes a client sent, parsed into WebSocket messages and decoded into client
+//! frames, with the size and rate limits applied.
+//!
+//! Nothing here owns a task. The sector a session's ship is in reads the session's socket when its poller says
+//! there is something to read, once per tick, and hands the decoded messages to the game before the tick
+//! integrates; so an input costs one `recv`, not a task wake-up, a channel hop and an actor message.
+
+use std::time::Instant;
+
+use orrery_protocol::{codec, codes, ClientFrame, DecodeError};
+use serde::de::DeserializeOwned;
+
+use crate::net::{self, Conn, FrameReader, Opcode, WsEvent, READ_CHUNK};
+
+/// At most this many bytes are read from one connection per tick; the rest waits for the next tick.
+pub const READ_BUDGET: usize = 64 * 1024;
+
+/// A token bucket for the client's message rate.
+#[derive(Debug)]
+struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What reading a connection produced.
+#[derive(Debug)]
+pub enum Input<C> {
+    /// A client message, or why it could not be decoded (answered with an `error` frame).
+    Message(Result<ClientFrame<C>, DecodeError>),
+    /// Nothing more will be read: the peer closed or vanished, sent a close frame, broke the WebSocket rules or
+    /// the rate limit (the connection has been closed with the matching code where one applies).
+    Ended,
+}
+
+/// A connection's read buffer, partial frames and rate limit. It belongs to the session and is used by whichever
+/// sector the session's ship is in, so a message cut in two by a warp is still read whole.
+#[derive(Debug)]
+pub struct InputState {
+    reader: FrameReader,
+    limit: RateLimit,
+    /// The peer's side ended (EOF or a socket error); what is buffered is still read.
+    eof: bool,
+    /// `Input::Ended` was returned; nothing more is.
+    ended: bool,
+}
+
+impl Default for InputState {
+    fn default() -> Self {
+        Self::new(u32::MAX, u32::MAX)
+    }
+}
+
+impl InputState {
+    /// An input state allowing `max_msgs_per_sec` messages per second with bursts of `burst`.
+    pub fn new(max_msgs_per_sec: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            reader: FrameReader::new(orrery_protocol::MAX_CLIENT_MESSAGE),
+            limit: RateLimit {
+                rate: f64::from(max_msgs_per_sec),
+                burst,
+                tokens: burst,
+                at: Instant::now(),
+            },
+            eof: false,
+            ended: false,
+        }
+    }
+
+    /// Bytes that arrived before reading started (what the HTTP layer read past the upgrade request).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.reader.push(bytes);
+    }
+
+    /// Whether reading has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Reads what the socket holds, up to [`READ_BUDGET`] bytes. Returns true if the budget stopped it, i.e. the
+    /// socket may hold more without a new readiness event saying so.
+    pub fn fill(&mut self, conn: &Conn) -> bool {
+        if self.eof || self.ended {
+            return false;
+        }
+        let mut total = 0;
+        loop {
+            match conn.recv_into(self.reader.buf_mut(), READ_CHUNK) {
+                Ok(0) => {
+                    self.eof = true;
+                    return false;
+                }
+                Ok(n) => {
+                    total += n;
+                    // A short read drained the socket: new bytes will raise a new readiness event.
+                    if n < READ_CHUNK {
+                        return false;
+                    }
+                    if total >= READ_BUDGET {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.eof = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The next client message in the buffer. Pings are answered, pongs ignored, a close frame is answered and
+    /// ends the input, as do protocol violations (closed with their code) and an exceeded rate limit (4008).
+    pub fn next<C: DeserializeOwned>(&mut self, conn: &Conn) -> Option<Input<C>> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let event = match self.reader.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) if self.eof => return self.end(),
+                Ok(None) => {
+                    self.reader.release_idle();
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "closing connection on protocol violation");
+                    conn.close(e.close_code(), &e.to_string());
+                    return self.end();
+                }
+            };
+            let decoded = match event {
+                WsEvent::Text(text) => codec::client_from_json::<C>(&text),
+                WsEvent::Binary(bytes) => codec::client_from_bin::<C>(&bytes),
+                WsEvent::Ping(payload) => {
+                    conn.send(&net::frame(Opcode::Pong, &payload));
+                    continue;
+                }
+                WsEvent::Pong => continue,
+                WsEvent::Close(_) => {
+                    conn.close(codes::CLOSE_NORMAL, "bye");
+                    return self.end();
+                }
+            };
+            if !self.limit.allow() {
+                metrics::counter!("orrery_rate_limited_total").increment(1);
+                conn.close(codes::CLOSE_RATE_LIMITED, "message rate limit exceeded");
+                return self.end();
+            }
+            return Some(Input::Message(decoded));
+        }
+    }
+
+    fn end<C>(&mut self) -> Option<Input<C>> {
+        self.ended = true;
+        self.reader = FrameReader::new(0);
+        Some(Input::Ended)
+    }
+}
