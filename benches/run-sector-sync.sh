@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the sector-sync scenarios (benches/scenarios/sector-sync-{A..E}.toml) against the Orrery server and against
-# the raw fan-out floor (benches/fanout-floor) with the same clients, then writes the results table into
+# Runs the sector-sync scenarios (benches/scenarios/sector-sync-{A..E}.toml) against the Orrery server, against
+# the raw fan-out floor (benches/fanout-floor) with the same clients, and against the floor reading the same clients'
+# inputs (fanout-floor --read-inputs, orrery loadtest --floor --floor-inputs), then writes the results table into
 # docs/benchmarks.md between the `sector-sync:begin` / `sector-sync:end` markers.
 #
 # Usage: benches/run-sector-sync.sh [A B C D E]      (no argument: all five)
@@ -133,7 +134,7 @@ for X in "$@"; do
         log "scenario $X: $SCEN not found; skipped"
         continue
     fi
-    rm -f "$RESULTS_DIR/$X.json" "$RESULTS_DIR/$X-floor.json"
+    rm -f "$RESULTS_DIR/$X.json" "$RESULTS_DIR/$X-floor.json" "$RESULTS_DIR/$X-floor-inputs.json"
 
     # --- the server ---
     idle_server=1
@@ -180,6 +181,26 @@ for X in "$@"; do
     stop "$CHILD"
     CHILD=
 
+    # --- the floor reading the same inputs as the server ("floor + inputs"), same clients sending thrusts ---
+    idle_fi=1
+    wait_idle || idle_fi=0
+    FI_CMD=(taskset -c 0 "$FLOOR" --bind "127.0.0.1:$PORT" --frame-bytes "$FLOOR_FRAME_BYTES" --hz 20 --read-inputs)
+    log "scenario $X: starting the floor with inputs: ${FI_CMD[*]}"
+    "${FI_CMD[@]}" >"$RESULTS_DIR/$X-floor-inputs-server.log" 2>&1 &
+    CHILD=$!
+    fi_rc=0
+    wait_ready "$CHILD" || fi_rc=$?
+    FI_LOAD_CMD=(taskset -c 1 "$ORRERY" loadtest --floor --floor-inputs --scenario "$SCEN" --server "127.0.0.1:$PORT"
+        --server-pid "$CHILD" --json "$RESULTS_DIR/$X-floor-inputs.json" --no-progress)
+    fi_load_rc=0
+    if [ "$fi_rc" = 0 ]; then
+        log "scenario $X: ${FI_LOAD_CMD[*]}"
+        "${FI_LOAD_CMD[@]}" >"$RESULTS_DIR/$X-floor-inputs-loadtest.log" 2>&1 || fi_load_rc=$?
+        log "scenario $X: floor-with-inputs load test exited with $fi_load_rc"
+    fi
+    stop "$CHILD"
+    CHILD=
+
     python3 - "$META" <<PY
 import json, sys
 json.dump({
@@ -188,6 +209,7 @@ json.dump({
     "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
     "idle_before_server": bool($idle_server),
     "idle_before_floor": bool($idle_floor),
+    "idle_before_floor_inputs": bool($idle_fi),
     "server_ready": $server_rc == 0,
     "server_rss_base_kib": ${rss_base_kib:-None},
     "git": "$GIT_REV",
@@ -195,11 +217,14 @@ json.dump({
     "floor_ready": $floor_rc == 0,
     "loadtest_exit": $load_rc,
     "floor_loadtest_exit": $floor_load_rc,
+    "floor_inputs_loadtest_exit": $fi_load_rc,
     "commands": [
         "RUST_LOG=warn ${SERVER_CMD[*]}",
         "${LOAD_CMD[*]}",
         "${FLOOR_CMD[*]}",
         "${FLOOR_LOAD_CMD[*]}",
+        "${FI_CMD[*]}",
+        "${FI_LOAD_CMD[*]}",
     ],
 }, open(sys.argv[1], "w"), indent=2)
 PY
@@ -260,10 +285,10 @@ for x in "ABCDE":
     meta = load(f"{x}.meta.json")
     if meta is None:
         continue
-    r, fl = load(f"{x}.json"), load(f"{x}-floor.json")
+    r, fl, fi = load(f"{x}.json"), load(f"{x}-floor.json"), load(f"{x}-floor-inputs.json")
     commands.append((x, meta))
     if r is None:
-        rows.append(f"| {x} | – | no report: the run failed (see `{x}-loadtest.log`, `{x}-server.log`) |" + " – |" * 9)
+        rows.append(f"| {x} | – | no report: the run failed (see `{x}-loadtest.log`, `{x}-server.log`) |" + " – |" * 11)
         verdicts.append(f"- **{x}: no result** (the load test produced no report; see the logs in `{os.path.relpath(results, root)}`).")
         continue
     clients = get(r, "clients.connected_at_window_start", "clients_connected")
@@ -282,6 +307,8 @@ for x in "ABCDE":
     fus = get(fl, "cpu.server_us_per_delivered_frame", "server_cpu_us_per_frame") if fl else None
     ffps = get(fl, "frames.per_sec", "frames_per_sec") if fl else None
     fideal = get(fl, "frames.ideal_per_sec", "ideal_frames_per_sec") if fl else None
+    fius = get(fi, "cpu.server_us_per_delivered_frame") if fi else None
+    fi_ratio = us / fius if us is not None and fius else None
     other = get(r, "cpu.other_pct")
     dropped = get(r, "server_metrics.deltas_dropped")
     failed = get(r, "clients.failed")
@@ -296,16 +323,17 @@ for x in "ABCDE":
     rows.append(
         f"| {x} | {num(clients, '{:,}')} | {num(cpu)} | {num(rss)} | {num(fps, '{:,.0f}')} ({num(pct)} %) | "
         f"{num(nbytes, '{:,.0f}')} | {num(p50)} / {num(p99)} | {num(over, '{:,.0f}')} / {num(ticks, '{:,.0f}')} | {lgtxt} | "
-        f"{num(us, '{:.2f}')} | {num(fus, '{:.2f}')} | {num(ratio, '{:.2f}')} |"
+        f"{num(us, '{:.2f}')} | {num(fus, '{:.2f}')} | {num(ratio, '{:.2f}')} | {num(fius, '{:.2f}')} | "
+        f"{num(fi_ratio, '{:.2f}')} |"
     )
     c = COLYSEUS.get(x)
     if c:
         rows.append(
             f"| {x} Colyseus | {c['clients']:,} | {c['cpu']} | {c['rss']} | {c['fps']:,} | {c['bytes']:,} | "
-            f"{c['p50']} / {c['p99']} | {c['overruns']} | {c.get('note', '')} | – | – | – |"
+            f"{c['p50']} / {c['p99']} | {c['overruns']} | {c.get('note', '')} | – | – | – | – | – |"
         )
     bound = " (load-generator-bound: the load generator was saturated, so this run understates what the server can do)" if sat else ""
-    if not meta.get("idle_before_server", True) or not meta.get("idle_before_floor", True):
+    if not all(meta.get(k, True) for k in ("idle_before_server", "idle_before_floor", "idle_before_floor_inputs")):
         notes.append(f"- {x}: the machine was not idle before the run (waited {os.environ.get('IDLE_TIMEOUT', '120')} s).")
     if meta.get("loadtest_exit", 0) not in (0, 2):
         notes.append(f"- {x}: the load test exited with {meta['loadtest_exit']}.")
@@ -315,6 +343,15 @@ for x in "ABCDE":
         notes.append(f"- {x}: the floor delivered {ffps:,.0f} frames/s ({100.0 * ffps / fideal:.1f} % of ideal) "
                      f"at {num(get(fl, 'cpu.server_pct'))} % CPU; load generator {num(get(fl, 'cpu.loadgen_pct'))} %"
                      + (" (saturated)" if get(fl, "cpu.loadgen_bound") else "") + ".")
+    if fi is None:
+        notes.append(f"- {x}: the floor-with-inputs run produced no report (see `{x}-floor-inputs-loadtest.log`).")
+    else:
+        fifps, fiideal = get(fi, "frames.per_sec"), get(fi, "frames.ideal_per_sec")
+        if fifps is not None and fiideal:
+            notes.append(f"- {x}: the floor with inputs delivered {fifps:,.0f} frames/s ({100.0 * fifps / fiideal:.1f} % "
+                         f"of ideal) and read {num(get(fi, 'inputs.per_sec'), '{:,.0f}')} inputs/s at "
+                         f"{num(get(fi, 'cpu.server_pct'))} % CPU; load generator {num(get(fi, 'cpu.loadgen_pct'))} %"
+                         + (" (saturated)" if get(fi, "cpu.loadgen_bound") else "") + ".")
     extra = []
     if other is not None and other > 15.0:
         extra.append(f"**other processes used {other:.1f} % CPU during the window: this run was disturbed; "
@@ -338,7 +375,8 @@ for x in "ABCDE":
 
     if x in "CE":
         verdict("CPU per delivered frame <= 1.15 x the floor", None if ratio is None else ratio <= 1.15,
-                f"{num(us, '{:.2f}')} µs vs floor {num(fus, '{:.2f}')} µs = {num(ratio, '{:.2f}')} x")
+                f"{num(us, '{:.2f}')} µs vs floor {num(fus, '{:.2f}')} µs = {num(ratio, '{:.2f}')} x; against the floor "
+                f"that also reads the inputs: {num(fius, '{:.2f}')} µs = {num(fi_ratio, '{:.2f}')} x")
     if x == "B":
         verdict("server CPU <= 18.2 % of a core (40 % of Colyseus's 45.4 %)", None if cpu is None else cpu <= 0.4 * 45.4,
                 f"{num(cpu)} %")
@@ -358,8 +396,9 @@ for x in "ABCDE":
 
 header = (
     "| scenario | clients | server CPU % of a core | RSS MiB | deltas delivered / s (% of ideal) | mean delta B | "
-    "RTT p50 / p99 ms | tick overruns / ticks | load gen CPU % | server CPU µs / frame | floor µs / frame | ratio |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "RTT p50 / p99 ms | tick overruns / ticks | load gen CPU % | server CPU µs / frame | floor µs / frame | ratio | "
+    "floor + inputs µs / frame | ratio to floor + inputs |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 out = ["<!-- sector-sync:begin -->", "<!-- Written by benches/run-sector-sync.sh; edits here are overwritten. -->", ""]
 if not rows:
@@ -369,7 +408,9 @@ else:
             f"kernel `{os.environ['KERNEL']}`, `{os.environ['RUSTC_VERSION']}`. Server or floor on CPU 0, load generator on CPU 1.",
             "", header, *rows, "",
             "\"ratio\" is server CPU per delivered delta frame over the floor's CPU per delivered frame "
-            "(same clients, same machine). Rows marked Colyseus are the reference figures of "
+            "(same clients, same machine). \"floor + inputs\" is the same floor started with `--read-inputs` while the "
+            "same clients send the scenario's thrusts (`orrery loadtest --floor --floor-inputs`): the kernel's cost of "
+            "the server's whole traffic, inputs included. Rows marked Colyseus are the reference figures of "
             "shared/scenarios/sector-sync.md (no Colyseus figure exists for E).", "",
             "Targets:", "", *verdicts]
     if notes:

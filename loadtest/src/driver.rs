@@ -36,6 +36,8 @@ pub struct Options {
     pub server_pid: Option<u32>,
     pub progress: bool,
     pub floor: bool,
+    /// With `floor`: send the scenario's thrusts anyway (nothing else).
+    pub floor_inputs: bool,
     pub idle_wait: Duration,
 }
 
@@ -128,8 +130,10 @@ fn period(hz: f64) -> Option<Duration> {
 }
 
 impl Scheduler {
-    fn new(s: &Scenario, floor: bool, rng: Rng) -> Scheduler {
-        let periods = if floor {
+    fn new(s: &Scenario, floor: bool, floor_inputs: bool, rng: Rng) -> Scheduler {
+        let periods = if floor && floor_inputs {
+            [period(s.thrust_hz), None, None, None]
+        } else if floor {
             [None; 4]
         } else {
             [
@@ -414,6 +418,7 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
     let scheduler = Rc::new(std::cell::RefCell::new(Scheduler::new(
         &s,
         opts.floor,
+        opts.floor_inputs,
         Rng::new(rng.next_u64()),
     )));
     {

@@ -52,6 +52,10 @@ pub struct LoadtestArgs {
     /// Target the `fanout-floor` baseline server: count-only clients on ws://HOST:PORT/, no login, no inputs.
     #[arg(long)]
     pub floor: bool,
+    /// With --floor: send the scenario's thrust inputs too (the floor started with --read-inputs reads and
+    /// discards them), to measure the kernel's cost of the same traffic as the server's.
+    #[arg(long, requires = "floor")]
+    pub floor_inputs: bool,
     /// Wait up to this many seconds for the machine to be idle (< 15 % busy for 3 s) before starting; 0: don't.
     #[arg(long, default_value_t = 30.0)]
     pub idle_wait_secs: f64,
@@ -66,6 +70,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<ExitCode> {
         server_pid: args.server_pid,
         progress: !args.no_progress,
         floor: args.floor,
+        floor_inputs: args.floor_inputs,
         idle_wait: Duration::from_secs_f64(args.idle_wait_secs.max(0.0)),
     };
     if let Some(pid) = opts.server_pid {

@@ -323,7 +323,11 @@ pub fn build(m: &Measured) -> Report {
     };
     Report {
         schema: SCHEMA,
-        mode: if m.opts.floor { "floor" } else { "server" },
+        mode: match (m.opts.floor, m.opts.floor_inputs) {
+            (true, true) => "floor+inputs",
+            (true, false) => "floor",
+            _ => "server",
+        },
         server: m.opts.server.clone(),
         scenario: s.clone(),
         window_secs: m.window_secs,

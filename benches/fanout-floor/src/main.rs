@@ -3,7 +3,10 @@
 //! One plain thread writes the same pre-built, unmasked 1 KiB binary WebSocket frame to N non-blocking sockets at
 //! 20 Hz (absolute schedule), with one `write` per socket per tick. Nothing else: no runtime, no actors, no
 //! encoding, no per-socket allocation. An acceptor thread completes the WebSocket handshakes and hands the sockets
-//! over. After the handshake nothing is ever read from a client.
+//! over. After the handshake nothing is ever read from a client, unless `--read-inputs` is given: then, at the
+//! start of every tick, one `epoll_wait` (mio, zero timeout) names the sockets with input and each is read until a
+//! short read, the bytes discarded. That variant ("floor + inputs") measures what the kernel charges for the same
+//! traffic as the server's, inputs included (the load tester sends them with `--floor --floor-inputs`).
 //!
 //! Buffering: none. Every frame is identical, so a socket only remembers an offset into the shared frame:
 //! - `write` returns `WouldBlock`: the frame is dropped for that socket (counted as `dropped`);
@@ -12,13 +15,14 @@
 //!   socket still gets exactly one `write` per tick);
 //! - any other error: the socket is closed and removed (counted as `removed`).
 //!
-//! Usage: `fanout-floor --bind 127.0.0.1:PORT [--frame-bytes 1024] [--hz 20] [--duration SECS]`.
+//! Usage: `fanout-floor --bind 127.0.0.1:PORT [--frame-bytes 1024] [--hz 20] [--duration SECS] [--read-inputs]`.
 //! A counter line goes to stderr every 10 s (and at the end of `--duration`). A plain HTTP `GET` that is not a
 //! WebSocket upgrade (e.g. `/readyz`) is answered `200 ok`, so scripts can wait for readiness the same way as for
 //! the server.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,9 +42,11 @@ struct Args {
     frame_bytes: usize,
     hz: f64,
     duration: Option<Duration>,
+    read_inputs: bool,
 }
 
-const USAGE: &str = "usage: fanout-floor --bind HOST:PORT [--frame-bytes 1024] [--hz 20] [--duration SECS]\n\
+const USAGE: &str =
+    "usage: fanout-floor --bind HOST:PORT [--frame-bytes 1024] [--hz 20] [--duration SECS] [--read-inputs]\n\
      Writes one pre-framed binary WebSocket frame to every connected client at --hz (see the crate docs).";
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -48,6 +54,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut frame_bytes = 1024usize;
     let mut hz = 20.0f64;
     let mut duration = None;
+    let mut read_inputs = false;
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
@@ -65,6 +72,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
                 duration = Some(Duration::from_secs_f64(secs));
             }
+            "--read-inputs" => read_inputs = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -80,6 +88,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         frame_bytes,
         hz,
         duration,
+        read_inputs,
     })
 }
 
@@ -300,6 +309,65 @@ fn report(c: &Counts, clients: usize, started: Instant, cpu0: Option<Duration>) 
     );
 }
 
+/// The sockets' input side (with `--read-inputs`): a poller over every client socket.
+struct Inputs {
+    poll: mio::Poll,
+    events: mio::Events,
+    ready: Vec<i32>,
+    buf: Vec<u8>,
+}
+
+impl Inputs {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            poll: mio::Poll::new()?,
+            events: mio::Events::with_capacity(1024),
+            ready: Vec::new(),
+            buf: vec![0; 4096],
+        })
+    }
+
+    fn watch(&self, stream: &TcpStream) {
+        let fd = stream.as_raw_fd();
+        let _ = self.poll.registry().register(
+            &mut mio::unix::SourceFd(&fd),
+            mio::Token(fd as usize),
+            mio::Interest::READABLE,
+        );
+    }
+
+    /// Reads (and discards) what every socket with input holds: one `recv` per socket until a short read.
+    fn read_all(&mut self, clients: &[Client]) {
+        self.ready.clear();
+        loop {
+            if self.poll.poll(&mut self.events, Some(Duration::ZERO)).is_err() {
+                break;
+            }
+            let before = self.ready.len();
+            self.ready.extend(self.events.iter().map(|e| e.token().0 as i32));
+            if self.ready.len() - before < self.events.capacity() {
+                break;
+            }
+        }
+        if self.ready.is_empty() {
+            return;
+        }
+        self.ready.sort_unstable();
+        for cl in clients {
+            if self.ready.binary_search(&cl.stream.as_raw_fd()).is_err() {
+                continue;
+            }
+            loop {
+                match (&cl.stream).read(&mut self.buf) {
+                    Ok(n) if n == self.buf.len() => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
 /// One tick: one non-blocking `write` per socket.
 fn write_all(clients: &mut Vec<Client>, frame: &[u8], c: &mut Counts) {
     clients.retain_mut(|cl| {
@@ -352,6 +420,17 @@ fn write_loop(args: &Args, inbox: Inbox) {
     let mut last_tick: Option<Instant> = None;
     let mut next_report = started + REPORT_EVERY;
     let end = args.duration.map(|d| started + d);
+    let mut inputs = if args.read_inputs {
+        match Inputs::new() {
+            Ok(i) => Some(i),
+            Err(e) => {
+                eprintln!("fanout-floor: cannot create the poller for --read-inputs: {e}");
+                return;
+            }
+        }
+    } else {
+        None
+    };
     loop {
         let now = Instant::now();
         if next > now {
@@ -371,7 +450,15 @@ fn write_loop(args: &Args, inbox: Inbox) {
         }
         {
             let mut new = inbox.lock().unwrap_or_else(|p| p.into_inner());
-            clients.extend(new.drain(..).map(|stream| Client { stream, resume: 0 }));
+            for stream in new.drain(..) {
+                if let Some(i) = &inputs {
+                    i.watch(&stream);
+                }
+                clients.push(Client { stream, resume: 0 });
+            }
+        }
+        if let Some(i) = &mut inputs {
+            i.read_all(&clients);
         }
         counts.ticks += 1;
         write_all(&mut clients, &frame, &mut counts);
@@ -476,7 +563,9 @@ mod tests {
                 .map(String::from),
         )
         .unwrap();
-        assert_eq!((a.bind.port(), a.frame_bytes, a.hz), (9, 10, 5.0));
+        assert_eq!((a.bind.port(), a.frame_bytes, a.hz, a.read_inputs), (9, 10, 5.0, false));
+        let a = parse_args(["--bind", "127.0.0.1:9", "--read-inputs"].into_iter().map(String::from)).unwrap();
+        assert!(a.read_inputs);
         assert!(parse_args(["--hz", "5"].into_iter().map(String::from)).is_err());
     }
 }
