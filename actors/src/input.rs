@@ -174,3 +174,96 @@ impl InputState {
         Some(Input::Ended)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use orrery_engine::spacetrade::Command;
+    use orrery_protocol::ClientMessage;
+
+    use super::*;
+    use crate::net::OutboxLimits;
+
+    /// A masked client frame (RFC 6455), as a browser would send it.
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [7u8, 1, 9, 3];
+        let mut v = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        v.extend_from_slice(&mask);
+        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        v
+    }
+
+    fn pair(rt: &tokio::runtime::Runtime) -> (TcpStream, Arc<Conn>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let _guard = rt.enter();
+        (client, Conn::new(server, OutboxLimits::default()).unwrap())
+    }
+
+    /// Reads until the socket has delivered what the client wrote (loopback: at once, but not atomically).
+    fn settle(input: &mut InputState, conn: &Conn) -> Option<Input<Command>> {
+        for _ in 0..200 {
+            input.fill(conn);
+            if let Some(next) = input.next::<Command>(conn) {
+                return Some(next);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    #[test]
+    fn messages_split_across_reads_ping_and_close() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (mut client, conn) = pair(&rt);
+        let mut input = InputState::new(100, 100);
+        let frame = masked(1, br#"{"type":"ping","id":5}"#);
+        client.write_all(&frame[..7]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        input.fill(&conn);
+        assert!(input.next::<Command>(&conn).is_none(), "half a frame is not a message");
+        client.write_all(&frame[7..]).unwrap();
+        match settle(&mut input, &conn) {
+            Some(Input::Message(Ok(f))) => assert!(f.id == Some(5) && matches!(f.msg, ClientMessage::Ping)),
+            other => panic!("expected the ping message, got {other:?}"),
+        }
+        // A WebSocket ping control frame is answered with a pong by the input side itself.
+        client.write_all(&masked(9, b"hi")).unwrap();
+        client.write_all(&masked(8, &1000u16.to_be_bytes())).unwrap();
+        assert!(matches!(settle(&mut input, &conn), Some(Input::Ended)));
+        assert!(input.is_ended() && input.next::<Command>(&conn).is_none());
+        let mut got = [0u8; 4];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, [0x8a, 2, b'h', b'i'], "pong echoes the ping's payload");
+        client.read_exact(&mut got[..2]).unwrap();
+        assert_eq!(got[0], 0x88, "then the close frame answering the client's");
+    }
+
+    #[test]
+    fn end_of_stream_and_rate_limit_end_the_input() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (client, conn) = pair(&rt);
+        let mut input = InputState::new(100, 100);
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(matches!(settle(&mut input, &conn), Some(Input::Ended)));
+
+        let (mut client, conn) = pair(&rt);
+        let mut input = InputState::new(1, 1);
+        let ping = masked(2, &[0, 0]);
+        client.write_all(&[ping.clone(), ping].concat()).unwrap();
+        assert!(matches!(settle(&mut input, &conn), Some(Input::Message(Ok(_)))));
+        assert!(
+            matches!(settle(&mut input, &conn), Some(Input::Ended)),
+            "second message exceeds 1/s, burst 1"
+        );
+        let mut got = [0u8; 4];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!((got[0], u16::from_be_bytes([got[2], got[3]])), (0x88, 1008));
+    }
+}
