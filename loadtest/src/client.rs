@@ -1,9 +1,12 @@
 //! One simulated client: login, WebSocket upgrade, and the read loop that counts (or decodes) every server frame.
 //!
-//! Every client is one task on the load generator's single thread. Reads go into one 64 KiB buffer shared by all
-//! clients (each read is fully handled before the task yields), one `read` per readiness. Count-only clients parse
-//! frame headers only and bump plain integer counters; decoders decode every message into a [`ClientView`].
-//! Writes (inputs) are made by the scheduler in `driver` straight to the socket, never through a channel.
+//! Every client joins in a task of its own on the load generator's single thread. Reads go into one 64 KiB buffer
+//! shared by all clients (each read is fully handled before anything else runs), one `read` per readiness.
+//! Decoders keep their task and decode every message into a [`ClientView`]. Count-only clients, once joined, are
+//! handed to the [`BulkReader`]: one task over one poller (mio, i.e. epoll) holding every count-only socket, so a
+//! frame costs a `read` and a header parse, not a task wake-up; they parse frame headers only and bump plain
+//! integer counters. Writes (inputs) are made by the scheduler in `driver` straight to the socket, never through a
+//! channel.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -18,8 +21,11 @@ use orrery_engine::galaxy::Commodity;
 use orrery_engine::spacetrade::{ClientView, Command, Event, SpaceTrade};
 use orrery_protocol::codec::{client_to_bin, client_to_json, server_from_bin, server_from_json};
 use orrery_protocol::{ClientFrame, ServerFrame, ServerMessage};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
@@ -169,6 +175,151 @@ pub struct Shared {
     pub join_latency: RefCell<Latency>,
     /// Tick rate announced by `welcome` (20 until one arrives).
     pub tick_hz: Cell<u32>,
+    /// The count-only clients' poller (see [`BulkReader`]).
+    pub bulk: BulkClients,
+}
+
+/// The joined count-only clients, read by [`BulkReader`]: their handlers by poller token (the client's index).
+pub struct BulkClients {
+    registry: mio::Registry,
+    handlers: RefCell<Vec<Option<Handler>>>,
+}
+
+impl std::fmt::Debug for BulkClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.handlers.try_borrow().map_or(0, |h| h.iter().flatten().count());
+        f.debug_struct("BulkClients").field("clients", &n).finish()
+    }
+}
+
+impl BulkClients {
+    /// Hands a joined client's socket to the poller.
+    fn add(&self, handler: Handler) -> std::io::Result<()> {
+        let slot = handler.state.conn.spec.index as usize;
+        let fd = handler.state.conn.writer.as_raw_fd();
+        {
+            let mut handlers = self.handlers.borrow_mut();
+            if handlers.len() <= slot {
+                handlers.resize_with(slot + 1, || None);
+            }
+            handlers[slot] = Some(handler);
+        }
+        self.registry
+            .register(&mut mio::unix::SourceFd(&fd), mio::Token(slot), mio::Interest::READABLE)
+    }
+
+    /// Drops every handler (they hold the run's shared state: a cycle otherwise).
+    pub fn clear(&self) {
+        self.handlers.borrow_mut().clear();
+    }
+}
+
+/// One task reading every joined count-only client: it sleeps until the poller has events, then reads each ready
+/// socket until a short read and counts its frames.
+pub struct BulkReader {
+    poll: AsyncFd<mio::Poll>,
+    events: mio::Events,
+}
+
+impl BulkReader {
+    /// The reader and the client table for [`Shared::bulk`]. Needs the runtime.
+    pub fn new() -> std::io::Result<(BulkReader, BulkClients)> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        // `with_interest` is deprecated for descriptors the `AsyncFd` does not own; `mio::Poll` owns its epoll
+        // descriptor, so the registration cannot outlive it.
+        #[allow(deprecated)]
+        let poll = AsyncFd::with_interest(poll, Interest::READABLE)?;
+        Ok((
+            BulkReader {
+                poll,
+                events: mio::Events::with_capacity(1024),
+            },
+            BulkClients {
+                registry,
+                handlers: RefCell::new(Vec::new()),
+            },
+        ))
+    }
+
+    /// Runs until the runtime stops.
+    pub async fn run(mut self, shared: Rc<Shared>) {
+        loop {
+            let Ok(mut guard) = self.poll.readable_mut().await else {
+                return;
+            };
+            if guard
+                .get_inner_mut()
+                .poll(&mut self.events, Some(Duration::ZERO))
+                .is_err()
+            {
+                continue;
+            }
+            let mut n = 0;
+            for event in self.events.iter() {
+                n += 1;
+                read_bulk(&shared, event.token().0);
+            }
+            if n < self.events.capacity() {
+                guard.clear_ready();
+            }
+        }
+    }
+}
+
+/// Reads one count-only client's socket until a short read; ends the client on EOF, error or a closing frame.
+fn read_bulk(shared: &Shared, slot: usize) {
+    let Some(mut handler) = shared.bulk.handlers.borrow_mut().get_mut(slot).and_then(Option::take) else {
+        return;
+    };
+    let conn = Rc::clone(&handler.state.conn);
+    let end = loop {
+        if conn.dead.get() {
+            break Some(ConnEnd::Killed("input_write_failed"));
+        }
+        let mut buf = shared.read_buf.borrow_mut();
+        let read = (&conn.writer).read(&mut buf[..]);
+        match read {
+            Ok(0) => break Some(ConnEnd::Eof),
+            Ok(n) => {
+                let result = handler.on_bytes(&buf[..n]);
+                drop(buf);
+                if let Err(end) = result {
+                    break Some(end);
+                }
+                if n < READ_BUF {
+                    break None;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break None,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Some(ConnEnd::Io(io_kind(&e))),
+        }
+    };
+    match end {
+        None => {
+            if let Some(h) = shared.bulk.handlers.borrow_mut().get_mut(slot) {
+                *h = Some(handler);
+            }
+        }
+        Some(end) => {
+            let fd = conn.writer.as_raw_fd();
+            let _ = shared.bulk.registry.deregister(&mut mio::unix::SourceFd(&fd));
+            connection_lost(shared, &conn, end);
+        }
+    }
+}
+
+/// Accounts for a joined client's connection ending.
+fn connection_lost(shared: &Shared, conn: &Conn, end: ConnEnd) {
+    conn.dead.set(true);
+    if shared.phase.get() < Phase::Done {
+        tracing::debug!(client = conn.spec.index, end = ?end, "connection lost");
+        bump_map(&shared.disconnects, &end.kind());
+        if shared.phase.get() <= Phase::Window {
+            bump(&shared.lost_before_window_end, 1);
+        }
+    }
 }
 
 impl Shared {
@@ -206,7 +357,9 @@ pub struct ClientSpec {
 #[derive(Debug)]
 pub struct Conn {
     pub spec: ClientSpec,
-    writer: OwnedWriteHalf,
+    /// The socket (non-blocking; not registered with the runtime: reads go through the join task's duplicate of
+    /// it, then through the bulk reader or the decoder's task).
+    writer: std::net::TcpStream,
     /// Frame bytes the socket did not take yet.
     backlog: RefCell<Vec<u8>>,
     pub dead: Cell<bool>,
@@ -277,7 +430,7 @@ impl Conn {
     }
 
     fn write_some(&self, buf: &[u8]) -> Result<usize, ConnEnd> {
-        match self.writer.try_write(buf) {
+        match (&self.writer).write(buf) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => {
@@ -625,7 +778,7 @@ async fn upgrade(shared: &Shared, path: &str, key_bytes: [u8; 16]) -> Result<(Tc
 }
 
 /// One read from the socket into the shared buffer, handled before returning.
-async fn read_once(shared: &Shared, rd: &mut OwnedReadHalf, handler: &mut Handler) -> Result<(), ConnEnd> {
+async fn read_once(shared: &Shared, rd: &mut TcpStream, handler: &mut Handler) -> Result<(), ConnEnd> {
     poll_fn(|cx| {
         let mut buf = shared.read_buf.borrow_mut();
         let mut rb = ReadBuf::new(&mut buf[..]);
@@ -670,7 +823,16 @@ pub async fn run_client(shared: Rc<Shared>, spec: ClientSpec, key_bytes: [u8; 16
         Ok(Err(kind)) => return fail(kind),
         Err(_) => return fail("join_timeout".into()),
     };
-    let (mut rd, writer) = stream.into_split();
+    // The runtime reads a duplicate of the socket during the join (and for decoders); count-only clients are then
+    // read by the bulk reader through `writer`, and the duplicate (with its registration) is dropped.
+    let split = stream
+        .into_std()
+        .and_then(|s| s.try_clone().map(|dup| (s, dup)))
+        .and_then(|(s, dup)| TcpStream::from_std(dup).map(|rd| (s, rd)));
+    let (writer, mut rd) = match split {
+        Ok(pair) => pair,
+        Err(e) => return fail(format!("join_io_{}", io_kind(&e))),
+    };
     let conn = Rc::new(Conn {
         decoder: spec.decoder.then(|| RefCell::new(Decoder::new())),
         spec,
@@ -704,7 +866,14 @@ pub async fn run_client(shared: Rc<Shared>, spec: ClientSpec, key_bytes: [u8; 16
     if let Some(r) = report.take() {
         r(JoinOutcome::Joined(conn.clone()));
     }
-    // Steady state.
+    // Steady state: count-only clients go to the bulk reader, decoders keep reading here.
+    if conn.decoder.is_none() {
+        drop(rd);
+        if let Err(e) = shared.bulk.add(handler) {
+            connection_lost(&shared, &conn, ConnEnd::Io(io_kind(&e)));
+        }
+        return;
+    }
     let end = loop {
         if conn.dead.get() {
             break ConnEnd::Killed("input_write_failed");
@@ -713,12 +882,5 @@ pub async fn run_client(shared: Rc<Shared>, spec: ClientSpec, key_bytes: [u8; 16
             break end;
         }
     };
-    conn.dead.set(true);
-    if shared.phase.get() < Phase::Done {
-        tracing::debug!(client = conn.spec.index, end = ?end, "connection lost");
-        bump_map(&shared.disconnects, &end.kind());
-        if shared.phase.get() <= Phase::Window {
-            bump(&shared.lost_before_window_end, 1);
-        }
-    }
+    connection_lost(&shared, &conn, end);
 }

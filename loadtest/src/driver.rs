@@ -382,6 +382,7 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
     progress.tick();
     let machine_idle_before = wait_idle(opts.idle_wait).await;
 
+    let (bulk_reader, bulk) = client::BulkReader::new().context("creating the count-only clients' poller")?;
     let shared = Rc::new(Shared {
         server,
         host: opts.server.clone(),
@@ -400,7 +401,9 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
         anomalies: Default::default(),
         join_latency: Default::default(),
         tick_hz: std::cell::Cell::new(20),
+        bulk,
     });
+    tokio::task::spawn_local(bulk_reader.run(shared.clone()));
 
     // Rooms.
     let sectors: Vec<Option<Uuid>> = if opts.floor {
@@ -521,6 +524,8 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
     // Let inputs of the window's last moments show.
     tokio::time::sleep(RESOLVE_GRACE).await;
     shared.phase.set(Phase::Done);
+    // The count-only clients' handlers hold `shared`; dropping them closes nothing yet (the sockets are in `conns`).
+    shared.bulk.clear();
     progress.finish_and_clear();
 
     let mut rtt = Latency::default();
