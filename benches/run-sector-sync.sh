@@ -122,6 +122,37 @@ stop() {
     wait "$pid" 2>/dev/null || true
 }
 
+# One measured run of scenario $X: waits for an idle machine, starts the command in the array named $2 (the server
+# or the floor) on CPU 0, waits until it is ready, notes its idle RSS, runs the load tester on CPU 1 with the flags in
+# the array named $3, and stops the process. $1 names the files: $X$1.json, $X$1-server.log, $X$1-loadtest.log.
+# Sets RUN_IDLE (1 if the machine was idle), RUN_READY_RC, RUN_LOAD_RC, RUN_RSS_KIB and the two commands as run,
+# RUN_SERVER and RUN_LOAD.
+measure() {
+    local suffix=$1
+    local -n process_cmd=$2 load_flags=$3
+    RUN_IDLE=1
+    wait_idle || RUN_IDLE=0
+    log "scenario $X$suffix: starting ${process_cmd[*]}"
+    "${process_cmd[@]}" >"$RESULTS_DIR/$X$suffix-server.log" 2>&1 &
+    CHILD=$!
+    RUN_READY_RC=0
+    wait_ready "$CHILD" || RUN_READY_RC=$?
+    # The idle process's resident memory, before any client: the base that per-session memory is measured above.
+    RUN_RSS_KIB=$(awk '/^VmRSS:/ {print $2}' "/proc/$CHILD/status" 2>/dev/null || true)
+    local load=(taskset -c 1 "$ORRERY" loadtest "${load_flags[@]}" --scenario "$SCEN" --server "127.0.0.1:$PORT"
+        --server-pid "$CHILD" --json "$RESULTS_DIR/$X$suffix.json" --no-progress)
+    RUN_LOAD_RC=0
+    if [ "$RUN_READY_RC" = 0 ]; then
+        log "scenario $X$suffix: ${load[*]}"
+        "${load[@]}" >"$RESULTS_DIR/$X$suffix-loadtest.log" 2>&1 || RUN_LOAD_RC=$?
+        log "scenario $X$suffix: load test exited with $RUN_LOAD_RC (2 = an SLO of the scenario failed)"
+    fi
+    stop "$CHILD"
+    CHILD=
+    RUN_SERVER="${process_cmd[*]}"
+    RUN_LOAD="${load[*]}"
+}
+
 CHILD=
 cleanup() { if [ -n "$CHILD" ]; then stop "$CHILD"; fi; }
 trap cleanup EXIT
@@ -136,70 +167,27 @@ for X in "$@"; do
     fi
     rm -f "$RESULTS_DIR/$X.json" "$RESULTS_DIR/$X-floor.json" "$RESULTS_DIR/$X-floor-inputs.json"
 
-    # --- the server ---
-    idle_server=1
-    wait_idle || idle_server=0
+    # --- the server, then the floor with the same clients, then the floor reading the same inputs ---
     DATA=$(mktemp -d -t orrery-bench-XXXXXX)
-    SERVER_CMD=(taskset -c 0 "$ORRERY" serve --bind "127.0.0.1:$PORT" --data-dir "$DATA" --allow-spawn-choice
-        --max-msgs-per-sec 100 --msg-burst 200 --regions 2 --sectors-per-region 30)
-    log "scenario $X: starting the server: RUST_LOG=warn ${SERVER_CMD[*]}"
-    RUST_LOG=warn "${SERVER_CMD[@]}" >"$RESULTS_DIR/$X-server.log" 2>&1 &
-    CHILD=$!
-    server_rc=0
-    wait_ready "$CHILD" || server_rc=$?
-    LOAD_CMD=(taskset -c 1 "$ORRERY" loadtest --scenario "$SCEN" --server "127.0.0.1:$PORT" --server-pid "$CHILD"
-        --json "$RESULTS_DIR/$X.json" --no-progress)
-    load_rc=0
-    # The idle server's resident memory, before any client: the base that per-session memory is measured above.
-    rss_base_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$CHILD/status" 2>/dev/null || true)
-    if [ "$server_rc" = 0 ]; then
-        log "scenario $X: ${LOAD_CMD[*]}"
-        "${LOAD_CMD[@]}" >"$RESULTS_DIR/$X-loadtest.log" 2>&1 || load_rc=$?
-        log "scenario $X: load test exited with $load_rc (2 = an SLO of the scenario failed)"
-    fi
-    stop "$CHILD"
-    CHILD=
+    SERVER_CMD=(env RUST_LOG=warn taskset -c 0 "$ORRERY" serve --bind "127.0.0.1:$PORT" --data-dir "$DATA"
+        --allow-spawn-choice --max-msgs-per-sec 100 --msg-burst 200 --regions 2 --sectors-per-region 30)
+    NO_FLAGS=()
+    measure "" SERVER_CMD NO_FLAGS
+    read -r idle_server server_rc load_rc rss_base_kib <<<"$RUN_IDLE $RUN_READY_RC $RUN_LOAD_RC $RUN_RSS_KIB"
+    server_cmds=("$RUN_SERVER" "$RUN_LOAD")
     rm -rf "$DATA"
 
-    # --- the floor, same clients ---
-    idle_floor=1
-    wait_idle || idle_floor=0
     FLOOR_CMD=(taskset -c 0 "$FLOOR" --bind "127.0.0.1:$PORT" --frame-bytes "$FLOOR_FRAME_BYTES" --hz 20)
-    log "scenario $X: starting the floor: ${FLOOR_CMD[*]}"
-    "${FLOOR_CMD[@]}" >"$RESULTS_DIR/$X-floor-server.log" 2>&1 &
-    CHILD=$!
-    floor_rc=0
-    wait_ready "$CHILD" || floor_rc=$?
-    FLOOR_LOAD_CMD=(taskset -c 1 "$ORRERY" loadtest --floor --scenario "$SCEN" --server "127.0.0.1:$PORT"
-        --server-pid "$CHILD" --json "$RESULTS_DIR/$X-floor.json" --no-progress)
-    floor_load_rc=0
-    if [ "$floor_rc" = 0 ]; then
-        log "scenario $X: ${FLOOR_LOAD_CMD[*]}"
-        "${FLOOR_LOAD_CMD[@]}" >"$RESULTS_DIR/$X-floor-loadtest.log" 2>&1 || floor_load_rc=$?
-        log "scenario $X: floor load test exited with $floor_load_rc"
-    fi
-    stop "$CHILD"
-    CHILD=
+    FLOOR_FLAGS=(--floor)
+    measure -floor FLOOR_CMD FLOOR_FLAGS
+    read -r idle_floor floor_rc floor_load_rc <<<"$RUN_IDLE $RUN_READY_RC $RUN_LOAD_RC"
+    floor_cmds=("$RUN_SERVER" "$RUN_LOAD")
 
-    # --- the floor reading the same inputs as the server ("floor + inputs"), same clients sending thrusts ---
-    idle_fi=1
-    wait_idle || idle_fi=0
-    FI_CMD=(taskset -c 0 "$FLOOR" --bind "127.0.0.1:$PORT" --frame-bytes "$FLOOR_FRAME_BYTES" --hz 20 --read-inputs)
-    log "scenario $X: starting the floor with inputs: ${FI_CMD[*]}"
-    "${FI_CMD[@]}" >"$RESULTS_DIR/$X-floor-inputs-server.log" 2>&1 &
-    CHILD=$!
-    fi_rc=0
-    wait_ready "$CHILD" || fi_rc=$?
-    FI_LOAD_CMD=(taskset -c 1 "$ORRERY" loadtest --floor --floor-inputs --scenario "$SCEN" --server "127.0.0.1:$PORT"
-        --server-pid "$CHILD" --json "$RESULTS_DIR/$X-floor-inputs.json" --no-progress)
-    fi_load_rc=0
-    if [ "$fi_rc" = 0 ]; then
-        log "scenario $X: ${FI_LOAD_CMD[*]}"
-        "${FI_LOAD_CMD[@]}" >"$RESULTS_DIR/$X-floor-inputs-loadtest.log" 2>&1 || fi_load_rc=$?
-        log "scenario $X: floor-with-inputs load test exited with $fi_load_rc"
-    fi
-    stop "$CHILD"
-    CHILD=
+    FI_CMD=("${FLOOR_CMD[@]}" --read-inputs)
+    FI_FLAGS=(--floor --floor-inputs)
+    measure -floor-inputs FI_CMD FI_FLAGS
+    read -r idle_fi fi_load_rc <<<"$RUN_IDLE $RUN_LOAD_RC"
+    fi_cmds=("$RUN_SERVER" "$RUN_LOAD")
 
     python3 - "$META" <<PY
 import json, sys
@@ -219,12 +207,12 @@ json.dump({
     "floor_loadtest_exit": $floor_load_rc,
     "floor_inputs_loadtest_exit": $fi_load_rc,
     "commands": [
-        "RUST_LOG=warn ${SERVER_CMD[*]}",
-        "${LOAD_CMD[*]}",
-        "${FLOOR_CMD[*]}",
-        "${FLOOR_LOAD_CMD[*]}",
-        "${FI_CMD[*]}",
-        "${FI_LOAD_CMD[*]}",
+        "${server_cmds[0]}",
+        "${server_cmds[1]}",
+        "${floor_cmds[0]}",
+        "${floor_cmds[1]}",
+        "${fi_cmds[0]}",
+        "${fi_cmds[1]}",
     ],
 }, open(sys.argv[1], "w"), indent=2)
 PY

@@ -50,13 +50,7 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
         .find(|s| s.owner == character)
         .expect("ship is back");
     assert_eq!((me.x, me.y), (x, y));
-    let book = again.keyframe.stations.iter().find(|s| s.id == station.id).unwrap();
-    let l = book
-        .commodities
-        .iter()
-        .find(|l| l.commodity == listing.commodity)
-        .unwrap();
-    assert_eq!(l.quantity, station_quantity);
+    assert_eq!(again.stock(station.id, listing.commodity), station_quantity);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,11 +298,9 @@ async fn an_acknowledged_trade_survives_kill_9() {
     let again = Client::join(&server, &token, Encoding::Json).await;
     assert_eq!(again.profile.credits, credits, "acknowledged credits survive");
     assert_eq!(again.profile.cargo, cargo, "acknowledged cargo survives");
-    let book = again.keyframe.stations.iter().find(|s| s.id == station.id).unwrap();
-    let l = book
-        .commodities
-        .iter()
-        .find(|l| l.commodity == listing.commodity)
-        .unwrap();
-    assert_eq!(l.quantity, station_quantity, "the station's stock survives too");
+    assert_eq!(
+        again.stock(station.id, listing.commodity),
+        station_quantity,
+        "the station's stock survives too"
+    );
 }

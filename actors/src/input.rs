@@ -99,14 +99,18 @@ impl InputState {
         if self.eof || self.ended {
             return false;
         }
+        // Read into the stack and keep only what arrived: an idle connection holds no read buffer, and a read
+        // neither allocates nor clears a whole chunk for the few bytes an input takes.
+        let mut chunk = [0u8; READ_CHUNK];
         let mut total = 0;
         loop {
-            match conn.recv_into(self.reader.buf_mut(), READ_CHUNK) {
+            match conn.recv(&mut chunk) {
                 Ok(0) => {
                     self.eof = true;
                     return false;
                 }
                 Ok(n) => {
+                    self.reader.push(&chunk[..n]);
                     total += n;
                     // A short read drained the socket: new bytes will raise a new readiness event.
                     if n < READ_CHUNK {

@@ -133,11 +133,6 @@ impl FrameReader {
         self.buf.extend_from_slice(data);
     }
 
-    /// The buffer to read the socket into directly (see [`Conn::recv_into`]).
-    pub fn buf_mut(&mut self) -> &mut BytesMut {
-        &mut self.buf
-    }
-
     /// Gives the buffer back when everything in it has been parsed, so that an idle connection (waiting for its
     /// next message) holds no read buffer at all.
     pub fn release_idle(&mut self) {
@@ -329,13 +324,9 @@ impl Conn {
         self.fd
     }
 
-    /// One non-blocking read of at most `max` bytes, appended to `buf`. `Ok(0)` means the peer closed its side.
-    pub fn recv_into(&self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
-        let len = buf.len();
-        buf.resize(len + max, 0);
-        let read = self.io.get_ref().read(&mut buf[len..]);
-        buf.truncate(len + *read.as_ref().unwrap_or(&0));
-        read
+    /// One non-blocking read into `buf`. `Ok(0)` means the peer closed its side.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.get_ref().read(buf)
     }
 
     /// Whether the connection can no longer be written to.

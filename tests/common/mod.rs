@@ -166,6 +166,20 @@ pub struct Joined {
     pub seq: u64,
 }
 
+impl Joined {
+    /// How much of `commodity` station `station` holds, as the first keyframe shows it.
+    pub fn stock(&self, station: Uuid, commodity: Commodity) -> u32 {
+        let book = self
+            .keyframe
+            .stations
+            .iter()
+            .find(|s| s.id == station)
+            .expect("station in the keyframe");
+        let listing = book.commodities.iter().find(|l| l.commodity == commodity);
+        listing.expect("commodity listed at the station").quantity
+    }
+}
+
 /// The upgrade request of a session, asking for `encoding`'s subprotocol.
 fn ws_request(
     server: &TestServer,

@@ -355,6 +355,7 @@ impl<G: Game> SectorState<G> {
         self.ready = ready;
     }
 
+    /// Constant time: a session's link names its ship's sector, and says when the ship is between sectors.
     fn is_here(&self, link: &SessionLink) -> bool {
         !link.in_transit() && link.sector() == self.id()
     }
@@ -578,8 +579,7 @@ impl<G: Game> SectorState<G> {
 
     /// Whether the session's ship is here; if not (it left on a warp a moment ago), tells the client so.
     fn check_here(&self, link: &SessionLink, req_id: Option<u64>) -> bool {
-        // Constant time: a session's link names its ship's sector, and says when the ship is between sectors.
-        let here = !link.in_transit() && link.sector() == self.id();
+        let here = self.is_here(link);
         if !here {
             self.send_to(
                 link,
