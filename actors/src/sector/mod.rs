@@ -723,6 +723,12 @@ impl<G: Game> Actor for SectorActor<G> {
             *starts > 1
         };
         let subscribers = args.cell.subscribers.lock().clone();
+        // Periodic snapshots at staggered phases (from the id), like the ticks: sectors started together would
+        // otherwise all queue theirs in the same tick, every interval, and the store's burst of work (on the same
+        // core) would delay their ticks.
+        let every = args.config.snapshot_interval.as_nanos().max(1);
+        let phase = Duration::from_nanos((args.cell.id.as_u128() % every) as u64);
+        let last_snapshot = Instant::now().checked_sub(phase).unwrap_or_else(Instant::now);
         let mut s = SectorState {
             game: args.game,
             cell: args.cell,
@@ -736,7 +742,7 @@ impl<G: Game> Actor for SectorActor<G> {
             owes_keyframes: false,
             last_tick: None,
             ticks_since_checkpoint: 0,
-            last_snapshot: Instant::now(),
+            last_snapshot,
             dirty: false,
             ticker: Arc::new(Ticker::default()),
             meters: Meters::new(),

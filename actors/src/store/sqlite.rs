@@ -37,6 +37,18 @@ impl SqliteStore {
     }
 }
 
+/// Avatars updated by one statement (3 bound values each; SQLite allows 32,766).
+const AVATARS_PER_STATEMENT: usize = 500;
+
+/// The last entry for each character, in their original order: a batch merged from several jobs (group commit) may
+/// carry a character twice, and the later state must win, as it would with one statement per entry.
+fn last_per_character(avatars: &[ParkedAvatar]) -> Vec<&ParkedAvatar> {
+    let mut seen = std::collections::HashSet::with_capacity(avatars.len());
+    let mut kept: Vec<&ParkedAvatar> = avatars.iter().rev().filter(|a| seen.insert(a.character_id)).collect();
+    kept.reverse();
+    kept
+}
+
 fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("bad uuid {text:?}: {e}")))
 }
@@ -138,14 +150,24 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        for a in avatars {
-            sqlx::query("UPDATE characters SET sector_id = ?, avatar = ?, updated_at = ? WHERE id = ?")
-                .bind(a.sector.to_string())
-                .bind(&a.avatar)
-                .bind(now)
-                .bind(a.character_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+        // One statement per chunk of avatars, not one per avatar: a 100-ship sector's snapshot is one round trip to
+        // SQLite's worker thread instead of a hundred (each a context switch on the server's core).
+        for chunk in last_per_character(avatars).chunks(AVATARS_PER_STATEMENT) {
+            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "WITH v(id, sector_id, avatar) AS (VALUES {rows}) \
+                 UPDATE characters SET sector_id = v.sector_id, avatar = v.avatar, updated_at = ? \
+                 FROM v WHERE characters.id = v.id"
+            );
+            // Only placeholders are formatted into the text; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                query = query
+                    .bind(a.character_id.to_string())
+                    .bind(a.sector.to_string())
+                    .bind(&a.avatar);
+            }
+            query.bind(now).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -211,6 +233,47 @@ mod tests {
         assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(parked));
         assert_eq!(store.load_sectors().await.unwrap(), vec![snap]);
         assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_large_batch_updates_every_avatar_and_the_last_entry_of_a_character_wins() {
+        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("orrery.db")).await.unwrap();
+        let n = 2 * AVATARS_PER_STATEMENT + 17;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(
+                store
+                    .create_guest(&format!("p{i}"), &format!("tok-{i}"), None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let sector = Uuid::new_v4();
+        let park = |id: &Identity, byte: u8| ParkedAvatar {
+            character_id: id.character_id,
+            sector,
+            avatar: vec![byte],
+        };
+        let mut batch: Vec<ParkedAvatar> = ids.iter().map(|id| park(id, 1)).collect();
+        // Merged jobs: the first character again, later, with a newer state; and an unknown character (no row).
+        batch.push(park(&ids[0], 2));
+        batch.push(ParkedAvatar {
+            character_id: Uuid::new_v4(),
+            sector,
+            avatar: vec![9],
+        });
+        store.save(&[], &batch).await.unwrap();
+        assert_eq!(
+            store.load_avatar(ids[0].character_id).await.unwrap(),
+            Some(park(&ids[0], 2))
+        );
+        for id in &ids[1..] {
+            assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(park(id, 1)));
+        }
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
