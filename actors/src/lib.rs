@@ -15,6 +15,7 @@ pub mod directory;
 pub mod input;
 pub mod net;
 pub mod persist;
+pub mod phase;
 pub mod sector;
 pub mod session;
 pub mod store;

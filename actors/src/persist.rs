@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::store::{ParkedAvatar, SectorSnapshot, SharedStore};
 
@@ -33,6 +33,9 @@ struct Job {
     batch: PersistBatch,
     ack: Option<Ack>,
 }
+
+/// Writes that take longer than this are logged (at debug level).
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Periodic snapshots are skipped while more than this many jobs wait (the next interval retries).
 const MAX_QUEUED_SNAPSHOTS: usize = 256;
@@ -72,8 +75,17 @@ impl Persister {
                 let started = std::time::Instant::now();
                 let ok = match store.save(&batch.sectors, &batch.avatars).await {
                     Ok(()) => {
+                        let took = started.elapsed();
                         metrics::counter!("orrery_snapshots_written_total").increment(batch.sectors.len() as u64);
-                        metrics::histogram!("orrery_snapshot_write_seconds").record(started.elapsed().as_secs_f64());
+                        metrics::histogram!("orrery_snapshot_write_seconds").record(took.as_secs_f64());
+                        if took > SLOW_WRITE {
+                            debug!(
+                                took_ms = took.as_secs_f64() * 1e3,
+                                sectors = batch.sectors.len(),
+                                avatars = batch.avatars.len(),
+                                "slow snapshot write"
+                            );
+                        }
                         true
                     }
                     Err(e) => {

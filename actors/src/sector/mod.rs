@@ -34,6 +34,7 @@ use crate::directory::{Directory, Fabric, SessionLink, Transfer};
 use crate::input::Input;
 use crate::net::{self, Offer, Opcode};
 use crate::persist::{PersistBatch, Persister};
+use crate::phase::{PhaseSlot, PhaseWheel};
 use crate::store::{now_millis, ParkedAvatar, SectorSnapshot};
 pub use messages::SectorMsg;
 
@@ -448,6 +449,7 @@ impl<G: Game> SectorState<G> {
             self.meters.interval_seconds.record(interval.as_secs_f64());
             if interval > period.mul_f32(1.5) {
                 self.meters.overruns.increment(1);
+                debug!(sector = %self.id(), interval_ms = interval.as_secs_f64() * 1e3, "tick overrun");
             }
         }
         self.last_tick = Some(started);
@@ -779,18 +781,27 @@ impl<G: Game> Actor for SectorActor<G> {
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         let period = state.config.tick_period();
-        // Sectors tick at staggered phases (from their id) so that their fan-outs do not all land at once.
-        let phase = Duration::from_nanos((state.id().as_u128() % period.as_nanos().max(1)) as u64);
+        // Awake sectors tick at phases spread evenly over the period (crate::phase), so that their fan-outs do not
+        // land at once; a sleeping sector gives its phase back.
         let ticker = Arc::clone(&state.ticker);
         ticker.set_awake(true);
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let wheel = PhaseWheel::global();
+            let phased = |slot: &PhaseSlot<'_>| {
+                let start = tokio::time::Instant::now() + slot.delay_from(Instant::now(), period);
+                let mut interval = tokio::time::interval_at(start, period);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                interval
+            };
+            let mut slot = wheel.acquire();
+            let mut interval = phased(&slot);
             loop {
                 interval.tick().await;
                 if !ticker.is_awake() {
+                    drop(slot);
                     ticker.wake.notified().await;
-                    interval.reset();
+                    slot = wheel.acquire();
+                    interval = phased(&slot);
                     continue;
                 }
                 if myself.cast(SectorMsg::Tick).is_err() {
