@@ -37,9 +37,6 @@ impl SqliteStore {
     }
 }
 
-/// Avatars updated by one statement (3 bound values each; SQLite allows 32,766).
-const AVATARS_PER_STATEMENT: usize = 500;
-
 /// The last entry for each character, in their original order: a batch merged from several jobs (group commit) may
 /// carry a character twice, and the later state must win, as it would with one statement per entry.
 fn last_per_character(avatars: &[ParkedAvatar]) -> Vec<&ParkedAvatar> {
@@ -47,6 +44,29 @@ fn last_per_character(avatars: &[ParkedAvatar]) -> Vec<&ParkedAvatar> {
     let mut kept: Vec<&ParkedAvatar> = avatars.iter().rev().filter(|a| seen.insert(a.character_id)).collect();
     kept.reverse();
     kept
+}
+
+/// Avatars per statement: a bounded statement keeps SQLite's working memory for it (the JSON text, the join's
+/// temporary rows) small; a larger batch is a few statements in the same transaction.
+const AVATARS_PER_STATEMENT: usize = 64;
+
+/// `[["character id","sector id","avatar as hex"], ...]`: ids and hex digits need no escaping.
+fn avatar_rows_json(rows: &[&ParkedAvatar]) -> String {
+    use std::fmt::Write as _;
+    let mut json = String::with_capacity(rows.iter().map(|a| 84 + 2 * a.avatar.len()).sum::<usize>() + 2);
+    json.push('[');
+    for (i, a) in rows.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        let _ = write!(json, "[\"{}\",\"{}\",\"", a.character_id, a.sector);
+        for b in &a.avatar {
+            let _ = write!(json, "{b:02x}");
+        }
+        json.push_str("\"]");
+    }
+    json.push(']');
+    json
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
@@ -150,24 +170,19 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        // One statement per chunk of avatars, not one per avatar: a 100-ship sector's snapshot is one round trip to
-        // SQLite's worker thread instead of a hundred (each a context switch on the server's core).
-        for chunk in last_per_character(avatars).chunks(AVATARS_PER_STATEMENT) {
-            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "WITH v(id, sector_id, avatar) AS (VALUES {rows}) \
-                 UPDATE characters SET sector_id = v.sector_id, avatar = v.avatar, updated_at = ? \
-                 FROM v WHERE characters.id = v.id"
-            );
-            // Only placeholders are formatted into the text; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for a in chunk {
-                query = query
-                    .bind(a.character_id.to_string())
-                    .bind(a.sector.to_string())
-                    .bind(&a.avatar);
-            }
-            query.bind(now).execute(&mut *tx).await?;
+        // All the avatars in one statement with one bound value (a JSON array of [character, sector, hex avatar]),
+        // not one statement per avatar: a 100-ship sector's snapshot is one round trip to SQLite's worker thread
+        // instead of a hundred (each a context switch on the server's core), and the statement's text is the same
+        // for any number of avatars, so it is prepared once and stays small.
+        for rows in last_per_character(avatars).chunks(AVATARS_PER_STATEMENT) {
+            sqlx::query(
+                "UPDATE characters SET sector_id = v.value ->> 1, avatar = unhex(v.value ->> 2), updated_at = ?2 \
+                 FROM json_each(?1) AS v WHERE characters.id = v.value ->> 0",
+            )
+            .bind(avatar_rows_json(rows))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -242,7 +257,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(&dir.join("orrery.db")).await.unwrap();
-        let n = 2 * AVATARS_PER_STATEMENT + 17;
+        let n = 3 * AVATARS_PER_STATEMENT + 17;
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
             ids.push(
@@ -256,7 +271,7 @@ mod tests {
         let park = |id: &Identity, byte: u8| ParkedAvatar {
             character_id: id.character_id,
             sector,
-            avatar: vec![byte],
+            avatar: vec![byte, 0, 0xff, 0x10],
         };
         let mut batch: Vec<ParkedAvatar> = ids.iter().map(|id| park(id, 1)).collect();
         // Merged jobs: the first character again, later, with a newer state; and an unknown character (no row).
