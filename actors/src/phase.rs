@@ -55,7 +55,8 @@ impl PhaseWheel {
     }
 
     /// How many sectors hold each slot.
-    pub fn occupancy(&self) -> [u32; SLOTS] {
+    #[cfg(test)]
+    fn occupancy(&self) -> [u32; SLOTS] {
         *self.occupied.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -66,6 +67,7 @@ impl PhaseWheel {
 }
 
 impl PhaseSlot<'_> {
+    /// Which slot this is (0..SLOTS).
     pub fn index(&self) -> usize {
         self.slot
     }

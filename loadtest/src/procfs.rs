@@ -68,7 +68,7 @@ pub fn process_memory(pid: u32) -> (Option<u64>, Option<u64>) {
 }
 
 /// `utime + stime` of every process but the ones in `except`, by pid (kernel threads included).
-pub fn all_process_ticks(except: &[u32]) -> HashMap<u32, u64> {
+fn all_process_ticks(except: &[u32]) -> HashMap<u32, u64> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return HashMap::new();
     };
@@ -80,7 +80,7 @@ pub fn all_process_ticks(except: &[u32]) -> HashMap<u32, u64> {
 
 /// CPU time of the processes in `b` since `a`; a process absent from `a` started in between and counts whole.
 /// Processes that ended in between are not counted (their time is gone from `/proc`).
-pub fn others_ticks_between(a: &HashMap<u32, u64>, b: &HashMap<u32, u64>) -> u64 {
+fn others_ticks_between(a: &HashMap<u32, u64>, b: &HashMap<u32, u64>) -> u64 {
     b.iter()
         .map(|(pid, t)| t.saturating_sub(a.get(pid).copied().unwrap_or(0)))
         .sum()

@@ -170,10 +170,10 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        // All the avatars in one statement with one bound value (a JSON array of [character, sector, hex avatar]),
-        // not one statement per avatar: a 100-ship sector's snapshot is one round trip to SQLite's worker thread
-        // instead of a hundred (each a context switch on the server's core), and the statement's text is the same
-        // for any number of avatars, so it is prepared once and stays small.
+        // Avatars in chunks of AVATARS_PER_STATEMENT, each one statement with one bound value (a JSON array of
+        // [character, sector, hex avatar]), not one statement per avatar: a 100-ship sector's snapshot is two round
+        // trips to SQLite's worker thread instead of a hundred (each a context switch on the server's core), and the
+        // statement's text is the same for any chunk, so it is prepared once.
         for rows in last_per_character(avatars).chunks(AVATARS_PER_STATEMENT) {
             sqlx::query(
                 "UPDATE characters SET sector_id = v.value ->> 1, avatar = unhex(v.value ->> 2), updated_at = ?2 \
