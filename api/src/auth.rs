@@ -17,12 +17,28 @@ use crate::App;
 /// The longest character name, in characters.
 pub const MAX_NAME: usize = 32;
 
+/// The body of `POST /v1/auth/guest`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GuestRequest {
-    name: Option<String>,
+pub struct GuestRequest {
+    pub name: Option<String>,
     /// The sector to start in (only when the server allows spawn choice, e.g. for load tests).
-    sector: Option<Uuid>,
+    pub sector: Option<Uuid>,
+}
+
+/// Parses and checks a guest login body: empty (or whitespace) means all defaults; the name, when given, must
+/// pass [`valid_name`]. Never panics, whatever the bytes (a fuzz target drives it).
+pub fn parse_guest_body(body: &[u8]) -> Result<GuestRequest, ApiError> {
+    let mut req: GuestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        GuestRequest::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest("invalid_body", format!("expected {{\"name\": \"...\"}}: {e}")))?
+    };
+    if let Some(name) = req.name.take() {
+        req.name = Some(valid_name(&name)?);
+    }
+    Ok(req)
 }
 
 /// The answer to a guest login.
@@ -34,7 +50,8 @@ pub struct GuestResponse {
     pub name: String,
 }
 
-fn valid_name(raw: &str) -> Result<String, ApiError> {
+/// Checks a character name: trimmed, 1 to [`MAX_NAME`] characters, printable.
+pub fn valid_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(
@@ -52,14 +69,9 @@ pub(crate) async fn guest<G: Game>(
     if !app.guest_login {
         return Err(ApiError::GuestDisabled);
     }
-    let req: GuestRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        GuestRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest("invalid_body", format!("expected {{\"name\": \"...\"}}: {e}")))?
-    };
+    let req = parse_guest_body(&body)?;
     let name = match req.name {
-        Some(n) => valid_name(&n)?,
+        Some(n) => n,
         None => format!("guest-{}", &Uuid::new_v4().simple().to_string()[..6]),
     };
     if let Some(sector) = req.sector {
