@@ -55,6 +55,8 @@ pub fn config(data_dir: PathBuf) -> ServerConfig {
     c.engine.debug_hooks = true;
     c.engine.max_msgs_per_sec = 200;
     c.engine.msg_burst = 400;
+    // Tests create many guests from 127.0.0.1; the guest rate limit has a test of its own.
+    c.guests.per_minute = 0;
     c
 }
 
@@ -419,4 +421,90 @@ impl Client {
 
 pub fn kind(m: &Msg) -> &'static str {
     m.kind()
+}
+
+/// A server process of the real binary (small galaxy, seed 7), stopped with SIGKILL if the test fails.
+pub struct Process {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Process {
+    pub fn start(data_dir: &std::path::Path) -> Process {
+        Self::start_with(data_dir, &[], None)
+    }
+
+    /// With extra `serve` flags, and optionally under a descriptor limit (`ulimit -n`).
+    pub fn start_with(data_dir: &std::path::Path, extra: &[&str], nofile: Option<u64>) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = std::process::Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_orrery")]);
+                c
+            }
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_orrery")),
+        };
+        let mut child = command
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--regions",
+                "2",
+                "--sectors-per-region",
+                "6",
+                "--seed",
+                "7",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server log line").unwrap();
+            if let Some(rest) = line.split("listening addr=").nth(1) {
+                break rest.trim().parse().unwrap();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Process { child, addr }
+    }
+
+    /// Sends SIGTERM (a graceful shutdown).
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    /// A failed test must not leave a server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

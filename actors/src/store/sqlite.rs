@@ -204,6 +204,36 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A guest is idle when its account and every character of it are older than the cutoff (a character's
+        // row is rewritten at every logout and every snapshot while it is online).
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM purge_ids").execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO purge_ids SELECT a.id FROM accounts a WHERE a.kind = 'guest' AND a.created_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.account_id = a.id AND c.updated_at >= ?1)",
+        )
+        .bind(idle_before)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM tokens WHERE account_id IN (SELECT id FROM purge_ids)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM characters WHERE account_id IN (SELECT id FROM purge_ids)")
+            .execute(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM accounts WHERE id IN (SELECT id FROM purge_ids)")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM purge_ids").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
