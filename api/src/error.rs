@@ -15,7 +15,7 @@ pub enum ApiError {
     Unauthorized,
     #[error("admin endpoints need `Authorization: Bearer <admin token>`")]
     Forbidden,
-    #[error("{0}")]
+    #[error("{1}")]
     BadRequest(&'static str, String),
     #[error("not found: {0}")]
     NotFound(String),

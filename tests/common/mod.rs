@@ -2,6 +2,8 @@
 //! clients (tokio-tungstenite) speaking JSON or binary.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -124,12 +126,19 @@ impl TestServer {
     }
 
     /// The value of an unlabelled counter or gauge in `/metrics` (0 when absent).
+    /// A metric's value, summed over its label sets (0 if absent).
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self.metrics().await;
         text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0.0)
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let rest = match rest.strip_prefix('{') {
+                    Some(labelled) => &labelled[labelled.find('}')? + 1..],
+                    None => rest,
+                };
+                rest.strip_prefix(' ')?.trim().parse::<f64>().ok()
+            })
+            .sum()
     }
 
     pub async fn metrics(&self) -> String {
@@ -346,6 +355,32 @@ impl Client {
                 _ => continue,
             }
         }
+    }
+
+    /// The next WebSocket message as it came (for tests that watch for the close among other frames).
+    pub async fn ws_next(&mut self) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+        self.ws.next().await
+    }
+
+    /// Decodes a data message into a server frame, updating the view like [`Client::recv`].
+    pub fn decode(&mut self, m: &Message) -> Option<Frame> {
+        let frame = match m {
+            Message::Text(t) => codec::server_from_json::<SpaceTrade>(t).ok()?,
+            Message::Binary(b) => codec::server_from_bin::<SpaceTrade>(b).ok()?,
+            _ => return None,
+        };
+        match &frame.msg {
+            ServerMessage::Keyframe { body, .. } => self.view = ClientView::from_keyframe(body),
+            ServerMessage::Delta { body, .. } => self.view.apply(body),
+            _ => {}
+        }
+        Some(frame)
+    }
+
+    /// Applies a data message to the view and returns `owner`'s ship's x, if the view has it.
+    pub fn apply_and_find(&mut self, m: &Message, owner: Uuid) -> Option<f32> {
+        self.decode(m)?;
+        self.view.ship_of(owner).map(|s| s.x)
     }
 
     /// Reads frames until one matches (panics after [`WAIT`] overall).
