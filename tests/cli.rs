@@ -128,3 +128,30 @@ fn every_command_explains_itself() {
         assert!(help.contains(flag), "serve --help mentions {flag}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_purge_deletes_guests_that_never_came_back() {
+    let data_dir = temp_dir();
+    let mut server = TestServer::start_with(config(data_dir.clone())).await;
+    let (token, _) = server.guest("Gone").await;
+    server.stop().await;
+    let dir = data_dir.to_str().unwrap();
+    let kept = orrery(&["guests", "purge", "--older-than-days", "1", "--data-dir", dir]);
+    assert!(kept.status.success());
+    assert!(String::from_utf8_lossy(&kept.stderr).contains("purged 0 guests"));
+    let purged = orrery(&["guests", "purge", "--older-than-days", "0", "--data-dir", dir]);
+    assert!(purged.status.success());
+    assert!(
+        String::from_utf8_lossy(&purged.stderr).contains("purged 1 guests"),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    let server = TestServer::start_with(config(data_dir)).await;
+    let r = server
+        .http
+        .get(server.url(&format!("/v1/ws?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the purged guest's token no longer works");
+}

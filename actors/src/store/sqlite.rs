@@ -244,6 +244,30 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn purge_removes_idle_guests_only() {
+        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("orrery.db")).await.unwrap();
+        let idle = store.create_guest("Idle", "tok-idle", None).await.unwrap();
+        let back = store.create_guest("Back", "tok-back", None).await.unwrap();
+        let cutoff = now_millis() + 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // `Back` came back after the cutoff: its character row was written then.
+        let parked = ParkedAvatar {
+            character_id: back.character_id,
+            sector: Uuid::new_v4(),
+            avatar: vec![1],
+        };
+        store.save(&[], &[parked]).await.unwrap();
+        assert_eq!(store.purge_guests(cutoff).await.unwrap(), 1);
+        assert_eq!(store.authenticate("tok-idle").await.unwrap(), None);
+        assert_eq!(store.load_avatar(idle.character_id).await.unwrap(), None);
+        assert_eq!(store.authenticate("tok-back").await.unwrap(), Some(back));
+        assert_eq!(store.purge_guests(cutoff).await.unwrap(), 0, "nothing left to purge");
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn guest_tokens_avatars_and_snapshots_survive_reopen() {
         let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
