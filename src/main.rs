@@ -172,7 +172,10 @@ struct ServeArgs {
 
 /// A duration flag in seconds, which must be positive.
 fn secs(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(value.is_finite() && value > 0.0, "--{flag} must be a positive number of seconds");
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0,
+        "--{flag} must be a positive number of seconds"
+    );
     Ok(Duration::from_secs_f64(value))
 }
 
@@ -227,7 +230,8 @@ impl ServeArgs {
         config.http.body_limit = self.http_body_limit;
         config.guests.per_minute = self.guest_logins_per_minute;
         config.guests.burst = self.guest_login_burst;
-        config.guests.ttl = (self.guest_ttl_days > 0.0).then(|| Duration::from_secs_f64(self.guest_ttl_days * 86_400.0));
+        config.guests.ttl =
+            (self.guest_ttl_days > 0.0).then(|| Duration::from_secs_f64(self.guest_ttl_days * 86_400.0));
         config.max_sessions = self.max_sessions;
         config.cors_origins = self.cors_origins;
         Ok(config)

@@ -179,7 +179,11 @@ async fn http_errors_are_json_with_a_code() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["sec-websocket-version"], "13", "426 names the version it speaks");
+    assert_eq!(
+        r.headers()["sec-websocket-version"],
+        "13",
+        "426 names the version it speaks"
+    );
     assert_eq!(body(r).await, (426, "unsupported_version".into()));
     let r = http.post(server.url("/v1/admin/snapshot")).send().await.unwrap();
     assert_eq!(body(r).await, (403, "forbidden".into()));

@@ -39,7 +39,15 @@ async fn wait_for(mut cond: impl AsyncFnMut() -> bool, limit: Duration) -> bool 
 }
 
 async fn sessions(server: &TestServer) -> u64 {
-    let v: Value = server.http.get(server.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let v: Value = server
+        .http
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     v["sessions"].as_u64().unwrap()
 }
 
@@ -77,7 +85,11 @@ async fn ping_flood_is_closed_with_1008_while_the_sector_keeps_streaming() {
     let mut flood = raw::frame(0x01, b"{");
     flood.extend((0..20_000).flat_map(|_| raw::frame(0x00, b"")));
     c.send_lossy(&flood).await;
-    assert_eq!(c.until_close().await.0, Some(1008), "empty continuation frames count too");
+    assert_eq!(
+        c.until_close().await.0,
+        Some(1008),
+        "empty continuation frames count too"
+    );
 
     let (t3, _) = server.guest("Pongs").await;
     let mut p = RawWs::connect(server.addr(), &t3).await;
@@ -123,12 +135,18 @@ async fn slowloris_and_idle_keepalive_connections_are_closed() {
     );
     let mut slow = dribble.await.unwrap();
     for s in &mut slow {
-        assert!(closed_within(s, Duration::from_secs(2)).await, "slowloris connection still open");
+        assert!(
+            closed_within(s, Duration::from_secs(2)).await,
+            "slowloris connection still open"
+        );
     }
     let m = server.metrics().await;
     assert!(m.contains("orrery_http_timeouts_total{kind=\"idle\"}"), "{m}");
     // The server still serves everyone else.
-    assert_eq!(server.http.get(server.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        server.http.get(server.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
 }
 
 /// Case 4: a client that stops reading and sending is pinged, then closed, and its character released; a new login
@@ -225,7 +243,10 @@ async fn a_descriptor_limit_of_600_never_locks_out_health_checks() {
         wait_for(
             async || {
                 let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-                http.post(server.url("/v1/auth/guest")).send().await.is_ok_and(|r| r.status() == 200)
+                http.post(server.url("/v1/auth/guest"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
             },
             Duration::from_secs(5)
         )
@@ -299,7 +320,10 @@ async fn cross_origin_preflight_and_websocket_origin_check() {
         .unwrap();
     assert!(r.status().is_success(), "preflight answered: {}", r.status());
     assert_eq!(r.headers()["access-control-allow-origin"], "https://play.example");
-    assert!(r.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
     let r = server
         .http
         .post(server.url("/v1/auth/guest"))
@@ -387,13 +411,18 @@ async fn sigterm_with_a_half_sent_request_still_closes_parks_and_exits_0() {
     j.client.command(Command::Thrust { vx: 40.0, vy: 0.0 }).await;
     j.client.until_ship(character, |s| s.vx == 40.0).await;
     let mut half = TcpStream::connect(process.addr).await.unwrap();
-    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     process.terminate();
     // The last position the client saw before the close.
     let mut last_x = None;
     let code = loop {
-        match tokio::time::timeout(WAIT, j.client.ws_next()).await.expect("close in time") {
+        match tokio::time::timeout(WAIT, j.client.ws_next())
+            .await
+            .expect("close in time")
+        {
             Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c))) => break c.map(|c| u16::from(c.code)),
             Some(Ok(m)) => {
                 if let Some(x) = j.client.apply_and_find(&m, character) {
@@ -409,9 +438,18 @@ async fn sigterm_with_a_half_sent_request_still_closes_parks_and_exits_0() {
     let process = Process::start(&data_dir);
     let server = TestServer::remote(process.addr);
     let again = Client::join(&server, &token, Encoding::Json).await;
-    let me = again.keyframe.ships.iter().find(|s| s.owner == character).expect("ship parked");
+    let me = again
+        .keyframe
+        .ships
+        .iter()
+        .find(|s| s.owner == character)
+        .expect("ship parked");
     let last_x = last_x.expect("saw the ship move");
-    assert!((me.x - last_x).abs() < 15.0, "parked at {} but last seen at {last_x}", me.x);
+    assert!(
+        (me.x - last_x).abs() < 15.0,
+        "parked at {} but last seen at {last_x}",
+        me.x
+    );
 }
 
 /// Case 8: in a graceful shutdown, every trade that was applied has its reply delivered before the 1001 close.
@@ -447,13 +485,15 @@ async fn owed_trade_replies_are_delivered_before_the_shutdown_close() {
     for ((_, j), (id, _)) in traders.iter_mut().zip(&sent) {
         let mut got = false;
         let code = loop {
-            match tokio::time::timeout(WAIT, j.client.ws_next()).await.expect("close in time") {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c))) => {
-                    break c.map(|c| u16::from(c.code))
-                }
+            match tokio::time::timeout(WAIT, j.client.ws_next())
+                .await
+                .expect("close in time")
+            {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c))) => break c.map(|c| u16::from(c.code)),
                 Some(Ok(m)) => {
                     if let Some(frame) = j.client.decode(&m) {
-                        if frame.id == Some(*id) && matches!(frame.msg, ServerMessage::Game(Event::TradeResult { .. })) {
+                        if frame.id == Some(*id) && matches!(frame.msg, ServerMessage::Game(Event::TradeResult { .. }))
+                        {
                             got = true;
                         }
                     }

@@ -91,7 +91,9 @@ impl IntoResponse for ApiError {
                 .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         }
         if let Some(secs) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

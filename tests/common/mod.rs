@@ -475,7 +475,11 @@ impl Process {
         let mut command = match nofile {
             Some(n) => {
                 let mut c = std::process::Command::new("sh");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_orrery")]);
+                c.args([
+                    "-c",
+                    &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                    env!("CARGO_BIN_EXE_orrery"),
+                ]);
                 c
             }
             None => std::process::Command::new(env!("CARGO_BIN_EXE_orrery")),

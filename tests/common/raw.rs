@@ -71,7 +71,11 @@ pub async fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
             .await
             .expect("response head in time")
             .expect("read");
-        assert!(n > 0, "connection closed before the response head; got {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "connection closed before the response head; got {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
 }
