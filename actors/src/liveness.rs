@@ -36,6 +36,9 @@ pub fn spawn<G: Game>(directory: Arc<Directory<G>>, config: Arc<EngineConfig>) -
                     continue;
                 }
                 let silent = link.conn.silent_for();
+                if silent < config.ws_ping_interval || link.conn.heard_unread() {
+                    continue;
+                }
                 if silent >= config.ws_timeout {
                     debug!(session = %link.session, silent_ms = silent.as_millis() as u64, "closing a silent connection");
                     timeouts.increment(1);
@@ -43,7 +46,7 @@ pub fn spawn<G: Game>(directory: Arc<Directory<G>>, config: Arc<EngineConfig>) -
                     link.conn.close(codes::CLOSE_TIMEOUT, "no answer to ping");
                     link.conn.abort();
                     link.input_ended();
-                } else if silent >= config.ws_ping_interval && link.conn.ping_if_due() {
+                } else if link.conn.ping_if_due() {
                     pings.increment(1);
                 }
             }

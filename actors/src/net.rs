@@ -401,20 +401,20 @@ impl Conn {
         }
     }
 
-    /// How long the client has been silent: nothing read from it, and nothing waiting unread in its socket.
-    /// (Bytes that wait because no sector reads the connection right now, e.g. during a warp, count as heard.)
+    /// How long since anything was read from the client.
     pub fn silent_for(&self) -> std::time::Duration {
-        let silent = clock_ms().saturating_sub(self.heard_ms.load(Ordering::Relaxed));
-        if silent > 0 && self.has_unread() {
-            self.heard();
-            return std::time::Duration::ZERO;
-        }
-        std::time::Duration::from_millis(silent)
+        std::time::Duration::from_millis(clock_ms().saturating_sub(self.heard_ms.load(Ordering::Relaxed)))
     }
 
-    fn has_unread(&self) -> bool {
+    /// Whether bytes wait unread in the socket (nobody reads the connection right now, e.g. during a warp); if so
+    /// they count as a sign of life. One `recv(MSG_PEEK)`: call it only for a connection that looks silent.
+    pub fn heard_unread(&self) -> bool {
         let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        matches!(socket2::SockRef::from(self.io.get_ref()).peek(&mut probe), Ok(n) if n > 0)
+        let unread = matches!(socket2::SockRef::from(self.io.get_ref()).peek(&mut probe), Ok(n) if n > 0);
+        if unread {
+            self.heard();
+        }
+        unread
     }
 
     /// Sends a liveness ping unless one is already outstanding; true if one was sent.
