@@ -200,6 +200,7 @@ impl InputState {
                 }
                 WsEvent::Pong => continue,
                 WsEvent::Close(code) => {
+                    self.answer_ping(conn);
                     // Echo the client's code (RFC 6455, 5.5.1); a close without a code is answered with 1000.
                     conn.close(code.unwrap_or(codes::CLOSE_NORMAL), "");
                     return self.end();
