@@ -76,7 +76,8 @@ pub struct Frames {
     /// decoders: deltas).
     pub patch_frames: u64,
     pub per_sec: f64,
-    /// tick_hz x clients connected at the window's start.
+    /// tick_hz x clients connected at the window's start; 0 when the scenario sends no thrusts (idle clients:
+    /// sectors send a delta only when something changed, so there is no ideal).
     pub ideal_per_sec: f64,
     pub delivered_ratio: Option<f64>,
     pub tick_hz: u32,
@@ -153,6 +154,11 @@ pub struct ServerMetrics {
     pub bytes_sent_per_sec: Option<f64>,
     pub slow_consumers_closed: Option<f64>,
     pub rate_limited: Option<f64>,
+    /// Liveness pings the server sent (`orrery_ws_pings_sent_total`) and sessions it ended for silence
+    /// (`orrery_ws_timeouts_total`).
+    pub ws_pings_sent: Option<f64>,
+    pub ws_pings_sent_per_sec: Option<f64>,
+    pub ws_timeouts: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,14 +204,17 @@ pub struct SloInputs {
     pub failed_clients: u64,
     /// Against the floor server: RTT and server-metric objectives are skipped.
     pub floor: bool,
+    /// The clients send no thrusts (idle clients): delivery, RTT and unresolved-input objectives are skipped
+    /// (nothing moves, so there is no ideal frame rate and no round trip to measure).
+    pub idle: bool,
 }
 
 /// Checks every objective that is set. A value that could not be measured fails its objective.
 pub fn evaluate(slo: &Slo, m: &SloInputs) -> SloResult {
     let mut checks = Vec::new();
-    let mut check = |name: &'static str, threshold: Option<f64>, value: Option<f64>, min: bool, server_only: bool| {
+    let mut check = |name: &'static str, threshold: Option<f64>, value: Option<f64>, min: bool, skip: bool| {
         let Some(threshold) = threshold else { return };
-        let status = if server_only && m.floor {
+        let status = if skip {
             "skipped"
         } else {
             match value {
@@ -225,29 +234,35 @@ pub fn evaluate(slo: &Slo, m: &SloInputs) -> SloResult {
         slo.min_delivered_ratio,
         m.delivered_ratio,
         true,
-        false,
+        m.idle,
     );
-    check("max_rtt_p99_ms", slo.max_rtt_p99_ms, m.rtt_p99_ms, false, true);
+    check(
+        "max_rtt_p99_ms",
+        slo.max_rtt_p99_ms,
+        m.rtt_p99_ms,
+        false,
+        m.floor || m.idle,
+    );
     check(
         "max_unresolved_ratio",
         slo.max_unresolved_ratio,
         m.unresolved_ratio,
         false,
-        true,
+        m.floor || m.idle,
     );
     check(
         "max_tick_overrun_ratio",
         slo.max_tick_overrun_ratio,
         m.tick_overrun_ratio,
         false,
-        true,
+        m.floor,
     );
     check(
         "max_errors",
         slo.max_errors.map(|v| v as f64),
         Some(m.errors as f64),
         false,
-        true,
+        m.floor,
     );
     check(
         "max_failed_clients",
@@ -266,6 +281,22 @@ fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
 
+/// Whether the clients are idle: against the server with no thrusts, nothing moves, so sectors send deltas only
+/// when something else changes (a join, a chat line) and there is neither an ideal frame rate nor a round trip.
+pub fn idle_clients(s: &Scenario, floor: bool) -> bool {
+    !floor && s.thrust_hz == 0.0
+}
+
+/// The ideal patch frames per second (tick_hz x clients, 0 for idle clients) and the delivered ratio (None when
+/// there is no ideal).
+fn delivery(idle: bool, tick_hz: u32, clients: f64, frames: u64, secs: f64) -> (f64, Option<f64>) {
+    if idle {
+        return (0.0, None);
+    }
+    let ideal = f64::from(tick_hz) * clients;
+    (ideal, ratio(frames as f64, ideal * secs))
+}
+
 /// Builds the report from what was measured.
 pub fn build(m: &Measured) -> Report {
     let s = &m.opts.scenario;
@@ -275,8 +306,8 @@ pub fn build(m: &Measured) -> Report {
     let shared = &m.shared;
     let failed_to_join: u64 = shared.join_failures.borrow().values().sum();
     let lost = shared.lost_before_window_end.get();
-    let ideal_frames = f64::from(m.tick_hz) * n;
-    let delivered_ratio = ratio(c.patch_frames as f64, ideal_frames * secs);
+    let idle = idle_clients(s, m.opts.floor);
+    let (ideal_frames, delivered_ratio) = delivery(idle, m.tick_hz, n, c.patch_frames, secs);
     let rtt = m.rtt.summary();
     let measured_inputs = m.rtt.len() + m.unresolved;
     let unresolved_ratio = ratio(m.unresolved as f64, measured_inputs as f64);
@@ -306,6 +337,9 @@ pub fn build(m: &Measured) -> Report {
             bytes_sent_per_sec: d("orrery_bytes_sent_total").map(|v| v / secs),
             slow_consumers_closed: d("orrery_slow_consumers_closed_total"),
             rate_limited: d("orrery_rate_limited_total"),
+            ws_pings_sent: d("orrery_ws_pings_sent_total"),
+            ws_pings_sent_per_sec: d("orrery_ws_pings_sent_total").map(|v| v / secs),
+            ws_timeouts: d("orrery_ws_timeouts_total"),
         }
     });
     let mib = |kib: Option<u64>| kib.map(|k| k as f64 / 1024.0);
@@ -320,6 +354,7 @@ pub fn build(m: &Measured) -> Report {
         errors: window_total,
         failed_clients: failed_to_join + lost,
         floor: m.opts.floor,
+        idle,
     };
     Report {
         schema: SCHEMA,
@@ -521,17 +556,21 @@ pub fn write_human(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         .and_then(|m| m.delta_frames_sent_per_sec)
         .map(|v| format!("; server sent {}/s", thousands(v)))
         .unwrap_or_default();
-    row(
-        out,
-        "patch frames",
+    let patch_frames = if r.mode == "server" && idle_clients(s, false) {
+        format!(
+            "{}/s received{sent}; no ideal (no thrusts: sectors send a delta only when something changed)",
+            thousands(r.frames.per_sec)
+        )
+    } else {
         format!(
             "{}/s received of ideal {}/s ({} %){sent}; slowest client {}/s",
             thousands(r.frames.per_sec),
             thousands(r.frames.ideal_per_sec),
             opt(r.frames.delivered_ratio.map(|v| v * 100.0), 2),
             opt(r.frames.min_client_per_sec, 1)
-        ),
-    )?;
+        )
+    };
+    row(out, "patch frames", patch_frames)?;
     row(
         out,
         "bytes / client / s",
@@ -550,9 +589,15 @@ pub fn write_human(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                     r.rtt.samples
                 )
             }
+            _ if r.rtt.measured_inputs == 0 => "no samples (no thrust inputs measured".to_owned(),
             _ => "no samples (".to_owned(),
         };
-        row(out, "input RTT ms", format!("{rtt}, {} unresolved)", r.rtt.unresolved))?;
+        let rtt = if rtt.ends_with('(') {
+            format!("{rtt}{} unresolved)", r.rtt.unresolved)
+        } else {
+            format!("{rtt}, {} unresolved)", r.rtt.unresolved)
+        };
+        row(out, "input RTT ms", rtt)?;
         if let Some(l) = &r.warp_latency_ms {
             row(out, "warp handoff ms", latency_line(l))?;
         }
@@ -591,6 +636,17 @@ pub fn write_human(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 opt(m.keyframes_sent, 0),
                 opt(m.slow_consumers_closed, 0),
                 opt(m.rate_limited, 0)
+            ),
+        )?;
+        row(
+            out,
+            "server liveness",
+            format!(
+                "pings sent {} ({}/s), sessions timed out {}; pings answered by the clients over the run {}",
+                opt(m.ws_pings_sent, 0),
+                opt(m.ws_pings_sent_per_sec, 1),
+                opt(m.ws_timeouts, 0),
+                r.stream.pings
             ),
         )?;
     } else if r.mode == "server" {
@@ -674,6 +730,7 @@ mod tests {
             errors: 0,
             failed_clients: 0,
             floor: false,
+            idle: false,
         }
     }
 
@@ -750,6 +807,70 @@ mod tests {
         assert_eq!(skipped, vec!["max_rtt_p99_ms", "max_tick_overrun_ratio"]);
         m.delivered_ratio = Some(0.5);
         assert!(!evaluate(&slo, &m).passed, "delivery still counts against the floor");
+    }
+
+    #[test]
+    fn idle_clients_skip_delivery_and_round_trips_but_not_health() {
+        let slo = Slo {
+            min_delivered_ratio: Some(0.99),
+            max_rtt_p99_ms: Some(60.0),
+            max_unresolved_ratio: Some(0.01),
+            max_tick_overrun_ratio: Some(0.001),
+            max_errors: Some(0),
+            max_failed_clients: Some(0),
+        };
+        // What an idle run measures: no frames (so no ratio), no inputs (so no round trip, no unresolved ratio).
+        let (ideal, delivered) = delivery(true, 20, 19_000.0, 0, 60.0);
+        assert_eq!((ideal, delivered), (0.0, None), "no ideal and no division by zero");
+        let mut m = SloInputs {
+            delivered_ratio: delivered,
+            rtt_p99_ms: None,
+            unresolved_ratio: ratio(0.0, 0.0),
+            tick_overrun_ratio: Some(0.0),
+            errors: 0,
+            failed_clients: 0,
+            floor: false,
+            idle: true,
+        };
+        let r = evaluate(&slo, &m);
+        assert!(r.passed, "{r:?}");
+        let skipped: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| c.status == "skipped")
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            skipped,
+            vec!["min_delivered_ratio", "max_rtt_p99_ms", "max_unresolved_ratio"]
+        );
+        m.failed_clients = 1;
+        m.errors = 2;
+        m.tick_overrun_ratio = None;
+        let failed: Vec<_> = evaluate(&slo, &m)
+            .checks
+            .into_iter()
+            .filter(|c| c.status == "fail")
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            failed,
+            vec!["max_tick_overrun_ratio", "max_errors", "max_failed_clients"],
+            "idle clients still answer for their health and the server's ticks"
+        );
+        // With thrusts the ideal is there again.
+        let (ideal, delivered) = delivery(false, 20, 100.0, 59_900, 30.0);
+        assert_eq!(ideal, 2_000.0);
+        assert!((delivered.unwrap() - 0.998_333).abs() < 1e-6);
+        let scenario = |thrust: &str| {
+            Scenario::parse(&format!("name = \"x\"\nrooms = 1\nclients_per_room = 1\n{thrust}")).unwrap()
+        };
+        assert!(idle_clients(&scenario("thrust_hz = 0\n"), false));
+        assert!(
+            !idle_clients(&scenario("thrust_hz = 0\n"), true),
+            "the floor has its own rules"
+        );
+        assert!(!idle_clients(&scenario(""), false));
     }
 
     #[test]
