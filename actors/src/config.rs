@@ -24,6 +24,11 @@ pub struct EngineConfig {
     pub msg_burst: u32,
     /// Whether admin/debug hooks (sector crash injection) are enabled.
     pub debug_hooks: bool,
+    /// Time dilation: the work one simulated tick of a sector may take, as a fraction of the tick period. A
+    /// sector whose smoothed tick work is above it slows its game time (see `crate::dilation`).
+    pub tick_budget: f32,
+    /// The lowest time dilation factor (game seconds per wall-clock second); 1 disables time dilation.
+    pub dilation_floor: f32,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +43,8 @@ impl Default for EngineConfig {
             max_msgs_per_sec: 30,
             msg_burst: 60,
             debug_hooks: false,
+            tick_budget: 0.5,
+            dilation_floor: 0.1,
         }
     }
 }
@@ -46,6 +53,11 @@ impl EngineConfig {
     /// The fixed tick period.
     pub fn tick_period(&self) -> Duration {
         Duration::from_secs_f64(1.0 / f64::from(self.tick_hz.max(1)))
+    }
+
+    /// The work budget of one simulated tick (`tick_budget` of the period).
+    pub fn tick_budget(&self) -> Duration {
+        self.tick_period().mul_f64(f64::from(self.tick_budget.max(0.0)))
     }
 
     /// The fixed simulation step in seconds.
