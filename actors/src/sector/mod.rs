@@ -823,7 +823,6 @@ impl<G: Game> Actor for SectorActor<G> {
         let phase = Duration::from_nanos((args.cell.id.as_u128() % every) as u64);
         let last_snapshot = Instant::now().checked_sub(phase).unwrap_or_else(Instant::now);
         // A restarted sector resumes at the factor its subscribers were last told.
-        let overrun_after = Duration::ZERO;
         let dilation = Dilation::new(
             args.config.tick_budget(),
             args.config.dilation_floor,
@@ -841,7 +840,7 @@ impl<G: Game> Actor for SectorActor<G> {
             subscribers,
             owes_keyframes: false,
             last_tick: None,
-            overrun_after,
+            overrun_after: Duration::ZERO, // set below, from `dilation`
             dilation,
             ticks_since_checkpoint: 0,
             last_snapshot,
