@@ -170,7 +170,7 @@ for X in "$@"; do
     # --- the server, then the floor with the same clients, then the floor reading the same inputs ---
     DATA=$(mktemp -d -t orrery-bench-XXXXXX)
     SERVER_CMD=(env RUST_LOG=warn taskset -c 0 "$ORRERY" serve --bind "127.0.0.1:$PORT" --data-dir "$DATA"
-        --allow-spawn-choice --max-msgs-per-sec 100 --msg-burst 200 --regions 2 --sectors-per-region 30)
+        --allow-spawn-choice --guest-logins-per-minute 0 --max-msgs-per-sec 100 --msg-burst 200 --regions 2 --sectors-per-region 30)
     NO_FLAGS=()
     measure "" SERVER_CMD NO_FLAGS
     read -r idle_server server_rc load_rc rss_base_kib <<<"$RUN_IDLE $RUN_READY_RC $RUN_LOAD_RC $RUN_RSS_KIB"

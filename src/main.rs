@@ -26,6 +26,9 @@ enum Command {
     /// Work with galaxy content directories.
     #[command(subcommand)]
     Galaxy(GalaxyCommand),
+    /// Manage guest accounts in the embedded store.
+    #[command(subcommand)]
+    Guests(GuestsCommand),
     /// Drive simulated clients against a running server and report what they measured (see docs/loadtest.md).
     Loadtest(Box<orrery_loadtest::LoadtestArgs>),
 }
@@ -54,6 +57,19 @@ enum GalaxyCommand {
     Validate {
         /// The content directory.
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GuestsCommand {
+    /// Delete guests (account, token, character) not seen for a number of days. Safe while the server runs.
+    Purge {
+        /// Guests created and not written for more than this many days are deleted.
+        #[arg(long, default_value_t = 30.0)]
+        older_than_days: f64,
+        /// Directory of the embedded SQLite store.
+        #[arg(long, env = "ORRERY_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -118,6 +134,57 @@ struct ServeArgs {
     /// Hard limit of a graceful shutdown, in seconds.
     #[arg(long, env = "ORRERY_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
     shutdown_timeout: f64,
+    /// The largest client WebSocket message in bytes (after reassembly); larger ones close with 1009.
+    #[arg(long, env = "ORRERY_MAX_MESSAGE", default_value_t = 65536)]
+    max_message: usize,
+    /// Seconds of silence from a client before the server pings it.
+    #[arg(long, env = "ORRERY_WS_PING_INTERVAL", default_value_t = 10.0)]
+    ws_ping_interval: f64,
+    /// Seconds of silence (no pong either) before a connection is closed with 4002 and its character released.
+    #[arg(long, env = "ORRERY_WS_TIMEOUT", default_value_t = 30.0)]
+    ws_timeout: f64,
+    /// Connections served normally (HTTP + WebSocket); default: the descriptor limit less 512.
+    #[arg(long, env = "ORRERY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections past the cap that may still reach /healthz, /readyz, /metrics and /v1/admin.
+    #[arg(long, env = "ORRERY_RESERVE_CONNECTIONS", default_value_t = 32)]
+    reserve_connections: usize,
+    /// Seconds within which an HTTP request's head must arrive.
+    #[arg(long, env = "ORRERY_HTTP_HEADER_TIMEOUT", default_value_t = 10.0)]
+    http_header_timeout: f64,
+    /// Seconds without traffic after which an HTTP connection is closed.
+    #[arg(long, env = "ORRERY_HTTP_IDLE_TIMEOUT", default_value_t = 60.0)]
+    http_idle_timeout: f64,
+    /// Seconds within which an HTTP request (body included) must be answered (408 otherwise).
+    #[arg(long, env = "ORRERY_HTTP_REQUEST_TIMEOUT", default_value_t = 30.0)]
+    http_request_timeout: f64,
+    /// The largest HTTP request body in bytes (413 above it).
+    #[arg(long, env = "ORRERY_HTTP_BODY_LIMIT", default_value_t = 65536)]
+    http_body_limit: usize,
+    /// Guest logins allowed per client address per minute (0: unlimited, e.g. for load tests).
+    #[arg(long, env = "ORRERY_GUEST_LOGINS_PER_MINUTE", default_value_t = 10)]
+    guest_logins_per_minute: u32,
+    /// Guest logins one address may make in a burst.
+    #[arg(long, env = "ORRERY_GUEST_LOGIN_BURST", default_value_t = 20)]
+    guest_login_burst: u32,
+    /// Days after which a guest that never came back is deleted (0: keep guests forever).
+    #[arg(long, env = "ORRERY_GUEST_TTL_DAYS", default_value_t = 30.0)]
+    guest_ttl_days: f64,
+    /// Admission control: sessions this node takes before new logins get 503 at_capacity.
+    #[arg(long, env = "ORRERY_MAX_SESSIONS", default_value_t = 10_000)]
+    max_sessions: usize,
+    /// An origin allowed to use the HTTP API and the WebSocket from a browser (repeatable; `*` for any).
+    #[arg(long = "cors-origin", env = "ORRERY_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+}
+
+/// A duration flag in seconds, which must be positive.
+fn secs(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0,
+        "--{flag} must be a positive number of seconds"
+    );
+    Ok(Duration::from_secs_f64(value))
 }
 
 impl ServeArgs {
@@ -163,6 +230,28 @@ impl ServeArgs {
         config.engine.debug_hooks = self.debug_hooks;
         config.engine.tick_budget = self.tick_budget;
         config.engine.dilation_floor = self.dilation_floor;
+        anyhow::ensure!(self.max_message >= 125, "--max-message must be at least 125 bytes");
+        config.engine.max_message = self.max_message;
+        config.engine.ws_ping_interval = secs("ws-ping-interval", self.ws_ping_interval)?;
+        config.engine.ws_timeout = secs("ws-timeout", self.ws_timeout)?;
+        anyhow::ensure!(
+            config.engine.ws_timeout > config.engine.ws_ping_interval,
+            "--ws-timeout must be longer than --ws-ping-interval"
+        );
+        if let Some(max) = self.max_connections {
+            config.http.max_connections = max;
+        }
+        config.http.reserve_connections = self.reserve_connections;
+        config.http.header_timeout = secs("http-header-timeout", self.http_header_timeout)?;
+        config.http.idle_timeout = secs("http-idle-timeout", self.http_idle_timeout)?;
+        config.http.request_timeout = secs("http-request-timeout", self.http_request_timeout)?;
+        config.http.body_limit = self.http_body_limit;
+        config.guests.per_minute = self.guest_logins_per_minute;
+        config.guests.burst = self.guest_login_burst;
+        config.guests.ttl =
+            (self.guest_ttl_days > 0.0).then(|| Duration::from_secs_f64(self.guest_ttl_days * 86_400.0));
+        config.max_sessions = self.max_sessions;
+        config.cors_origins = self.cors_origins;
         Ok(config)
     }
 }
@@ -199,6 +288,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+async fn purge_guests(older_than_days: f64, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    use orrery_actors::store::Store;
+    anyhow::ensure!(
+        older_than_days.is_finite() && older_than_days >= 0.0,
+        "--older-than-days must be zero or more"
+    );
+    let db = data_dir.join("orrery.db");
+    anyhow::ensure!(db.exists(), "no store at {}", db.display());
+    let store = orrery_actors::store::sqlite::SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    let cutoff = orrery_actors::store::now_millis() - (older_than_days * 86_400_000.0) as i64;
+    let n = store.purge_guests(cutoff).await?;
+    store.close().await;
+    eprintln!("purged {n} guests idle for more than {older_than_days} days");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn galaxy(cmd: GalaxyCommand) -> anyhow::Result<ExitCode> {
@@ -257,6 +364,16 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Galaxy(cmd) => galaxy(cmd),
         Command::Loadtest(args) => orrery_loadtest::run(*args),
+        Command::Guests(GuestsCommand::Purge {
+            older_than_days,
+            data_dir,
+        }) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            runtime.block_on(purge_guests(older_than_days, data_dir))
+        }
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -170,9 +170,21 @@ async fn http_errors_are_json_with_a_code() {
         .await
         .unwrap();
     assert_eq!(body(r).await, (400, "not_websocket".into()));
-    let _first = Client::join(&server, &token, Encoding::Json).await;
-    let r = ws(&format!("?token={token}")).send().await.unwrap();
-    assert_eq!(body(r).await, (409, "character_online".into()));
+    let r = http
+        .get(server.url(&format!("/v1/ws?token={token}")))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "8")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["sec-websocket-version"],
+        "13",
+        "426 names the version it speaks"
+    );
+    assert_eq!(body(r).await, (426, "unsupported_version".into()));
     let r = http.post(server.url("/v1/admin/snapshot")).send().await.unwrap();
     assert_eq!(body(r).await, (403, "forbidden".into()));
     let r = http.get(server.url("/nope")).send().await.unwrap();

@@ -128,3 +128,29 @@ fn every_command_explains_itself() {
         assert!(help.contains(flag), "serve --help mentions {flag}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_purge_deletes_guests_that_never_came_back() {
+    let data_dir = temp_dir();
+    let mut server = TestServer::start_with(config(data_dir.clone())).await;
+    let (token, _) = server.guest("Gone").await;
+    server.stop().await;
+    let dir = data_dir.to_str().unwrap();
+    let kept = orrery(&["guests", "purge", "--older-than-days", "1", "--data-dir", dir]);
+    assert!(kept.status.success());
+    assert!(String::from_utf8_lossy(&kept.stderr).contains("purged 0 guests"));
+    let purged = orrery(&["guests", "purge", "--older-than-days", "0", "--data-dir", dir]);
+    assert!(purged.status.success());
+    assert!(
+        String::from_utf8_lossy(&purged.stderr).contains("purged 1 guests"),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    let server = TestServer::start_with(config(data_dir)).await;
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, raw::upgrade_request(&token, "").as_bytes())
+        .await
+        .unwrap();
+    let (head, _) = raw::read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 401"), "the purged guest's token no longer works: {head}");
+}

@@ -215,57 +215,6 @@ async fn concurrent_warps_never_leave_a_ship_in_two_sectors_or_none() {
     }
 }
 
-/// A server process of the real binary, killable with SIGKILL.
-struct Process {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Process {
-    fn start(data_dir: &std::path::Path) -> Process {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--regions",
-                "2",
-                "--sectors-per-region",
-                "6",
-                "--seed",
-                "7",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("server log line").unwrap();
-            if let Some(rest) = line.split("listening addr=").nth(1) {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Process { child, addr }
-    }
-}
-
-impl Drop for Process {
-    /// A failed test must not leave a server behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_trade_survives_kill_9() {
     let data_dir = temp_dir();

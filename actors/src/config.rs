@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::input::InputLimits;
 use crate::net::OutboxLimits;
 
 /// Settings shared by every sector and session actor.
@@ -22,6 +23,13 @@ pub struct EngineConfig {
     /// Sustained client message rate (messages per second) and burst before the connection is closed (1008).
     pub max_msgs_per_sec: u32,
     pub msg_burst: u32,
+    /// The largest client message (after reassembly of fragments); larger ones close the connection with 1009.
+    pub max_message: usize,
+    /// A connection the server has heard nothing from for this long is sent a WebSocket ping.
+    pub ws_ping_interval: Duration,
+    /// A connection the server has heard nothing from (not even a pong) for this long is closed with 4002 and
+    /// its session ends: the ship is parked and the character can log in again.
+    pub ws_timeout: Duration,
     /// Whether admin/debug hooks (sector crash injection) are enabled.
     pub debug_hooks: bool,
     /// Time dilation: the work one simulated tick of a sector may take, as a fraction of the tick period. A
@@ -42,6 +50,9 @@ impl Default for EngineConfig {
             outbox: OutboxLimits::default(),
             max_msgs_per_sec: 30,
             msg_burst: 60,
+            max_message: orrery_protocol::MAX_CLIENT_MESSAGE,
+            ws_ping_interval: Duration::from_secs(10),
+            ws_timeout: Duration::from_secs(30),
             debug_hooks: false,
             tick_budget: 0.5,
             dilation_floor: 0.1,
@@ -58,6 +69,15 @@ impl EngineConfig {
     /// The work budget of one simulated tick (`tick_budget` of the period).
     pub fn tick_budget(&self) -> Duration {
         self.tick_period().mul_f64(f64::from(self.tick_budget.max(0.0)))
+    }
+
+    /// The limits of every connection's inbound side.
+    pub fn input_limits(&self) -> InputLimits {
+        InputLimits {
+            max_msgs_per_sec: self.max_msgs_per_sec,
+            burst: self.msg_burst,
+            max_message: self.max_message,
+        }
     }
 
     /// The fixed simulation step in seconds.

@@ -130,6 +130,9 @@ pub struct Directory<G: Game> {
     sectors: DashMap<SectorId, SectorEntry<G>>,
     sessions: DashMap<Uuid, Arc<SessionLink>>,
     online: DashMap<Uuid, Uuid>,
+    /// A graceful shutdown has begun: sectors stop reading client input (no new commands), so that every reply
+    /// already owed can be delivered before sessions are closed.
+    draining: AtomicBool,
 }
 
 impl<G: Game> std::fmt::Debug for Directory<G> {
@@ -147,6 +150,7 @@ impl<G: Game> Default for Directory<G> {
             sectors: DashMap::new(),
             sessions: DashMap::new(),
             online: DashMap::new(),
+            draining: AtomicBool::new(false),
         }
     }
 }
@@ -212,6 +216,22 @@ impl<G: Game> Directory<G> {
     pub fn remove_session(&self, session: Uuid, character: Uuid) {
         self.sessions.remove(&session);
         self.online.remove_if(&character, |_, s| *s == session);
+    }
+
+    /// The session that holds a character, if it is online and attached.
+    pub fn session_of(&self, character: Uuid) -> Option<Arc<SessionLink>> {
+        let session = *self.online.get(&character)?;
+        self.sessions.get(&session).map(|e| Arc::clone(e.value()))
+    }
+
+    /// Stops every sector from reading client input (graceful shutdown).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether client input is no longer read.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Every live session.

@@ -25,15 +25,38 @@ struct RateLimit {
 }
 
 impl RateLimit {
-    fn allow(&mut self) -> bool {
+    /// Takes `n` tokens; false if the bucket does not hold them.
+    fn allow(&mut self, n: u64) -> bool {
         let now = Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
+        }
+    }
+}
+
+/// The limits of a connection's inbound side.
+#[derive(Debug, Clone, Copy)]
+pub struct InputLimits {
+    /// Sustained frames per second (every WebSocket frame counts: data, continuation, ping, pong, close).
+    pub max_msgs_per_sec: u32,
+    /// Frames allowed in a burst above the sustained rate.
+    pub burst: u32,
+    /// The largest message (after reassembly of fragments), in bytes.
+    pub max_message: usize,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        Self {
+            max_msgs_per_sec: u32::MAX,
+            burst: u32::MAX,
+            max_message: orrery_protocol::MAX_CLIENT_MESSAGE,
         }
     }
 }
@@ -58,28 +81,32 @@ pub struct InputState {
     eof: bool,
     /// `Input::Ended` was returned; nothing more is.
     ended: bool,
+    /// The payload of the latest ping not answered yet: pings are answered once per read (per tick), the latest
+    /// one only (RFC 6455, 5.5.3 allows it), so a ping flood cannot make the server write a pong per ping.
+    pong_owed: Option<bytes::Bytes>,
 }
 
 impl Default for InputState {
     fn default() -> Self {
-        Self::new(u32::MAX, u32::MAX)
+        Self::new(InputLimits::default())
     }
 }
 
 impl InputState {
-    /// An input state allowing `max_msgs_per_sec` messages per second with bursts of `burst`.
-    pub fn new(max_msgs_per_sec: u32, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
+    /// An input state with these limits.
+    pub fn new(limits: InputLimits) -> Self {
+        let burst = f64::from(limits.burst.max(1));
         Self {
-            reader: FrameReader::new(orrery_protocol::MAX_CLIENT_MESSAGE),
+            reader: FrameReader::new(limits.max_message),
             limit: RateLimit {
-                rate: f64::from(max_msgs_per_sec),
+                rate: f64::from(limits.max_msgs_per_sec),
                 burst,
                 tokens: burst,
                 at: Instant::now(),
             },
             eof: false,
             ended: false,
+            pong_owed: None,
         }
     }
 
@@ -130,22 +157,36 @@ impl InputState {
         }
     }
 
-    /// The next client message in the buffer. Pings are answered, pongs ignored, a close frame is answered and
-    /// ends the input, as do protocol violations (closed with their code) and an exceeded rate limit (4008).
+    /// The next client message in the buffer. Every frame is charged to the rate limit; past it the connection is
+    /// closed with 1008. The latest ping is answered when the buffer is exhausted (one pong per read), pongs are
+    /// ignored, a close frame is answered with the client's own code and ends the input, and so do protocol
+    /// violations (closed with their code: 1002, 1007, 1009).
     pub fn next<C: DeserializeOwned>(&mut self, conn: &Conn) -> Option<Input<C>> {
         if self.ended {
             return None;
         }
         loop {
-            let event = match self.reader.next_event() {
+            let before = self.reader.frames_read();
+            let event = self.reader.next_event();
+            let frames = self.reader.frames_read() - before;
+            if frames > 0 && !self.limit.allow(frames) {
+                metrics::counter!("orrery_rate_limited_total").increment(1);
+                conn.close(codes::CLOSE_RATE_LIMITED, "message rate limit exceeded");
+                return self.end();
+            }
+            let event = match event {
                 Ok(Some(event)) => event,
-                Ok(None) if self.eof => return self.end(),
                 Ok(None) => {
+                    self.answer_ping(conn);
+                    if self.eof {
+                        return self.end();
+                    }
                     self.reader.release_idle();
                     return None;
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "closing connection on protocol violation");
+                    metrics::counter!("orrery_ws_protocol_errors_total", "kind" => e.kind()).increment(1);
                     conn.close(e.close_code(), &e.to_string());
                     return self.end();
                 }
@@ -154,21 +195,23 @@ impl InputState {
                 WsEvent::Text(text) => codec::client_from_json::<C>(&text),
                 WsEvent::Binary(bytes) => codec::client_from_bin::<C>(&bytes),
                 WsEvent::Ping(payload) => {
-                    conn.send(&net::frame(Opcode::Pong, &payload));
+                    self.pong_owed = Some(payload);
                     continue;
                 }
                 WsEvent::Pong => continue,
-                WsEvent::Close(_) => {
-                    conn.close(codes::CLOSE_NORMAL, "bye");
+                WsEvent::Close(code) => {
+                    // Echo the client's code (RFC 6455, 5.5.1); a close without a code is answered with 1000.
+                    conn.close(code.unwrap_or(codes::CLOSE_NORMAL), "");
                     return self.end();
                 }
             };
-            if !self.limit.allow() {
-                metrics::counter!("orrery_rate_limited_total").increment(1);
-                conn.close(codes::CLOSE_RATE_LIMITED, "message rate limit exceeded");
-                return self.end();
-            }
             return Some(Input::Message(decoded));
+        }
+    }
+
+    fn answer_ping(&mut self, conn: &Conn) {
+        if let Some(payload) = self.pong_owed.take() {
+            conn.send(&net::frame(Opcode::Pong, &payload));
         }
     }
 
@@ -210,6 +253,14 @@ mod tests {
         (client, Conn::new(server, OutboxLimits::default()).unwrap())
     }
 
+    fn limits(max_msgs_per_sec: u32, burst: u32) -> InputLimits {
+        InputLimits {
+            max_msgs_per_sec,
+            burst,
+            ..InputLimits::default()
+        }
+    }
+
     /// Reads until the socket has delivered what the client wrote (loopback: at once, but not atomically).
     fn settle(input: &mut InputState, conn: &Conn) -> Option<Input<Command>> {
         for _ in 0..200 {
@@ -226,7 +277,7 @@ mod tests {
     fn messages_split_across_reads_ping_and_close() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let (mut client, conn) = pair(&rt);
-        let mut input = InputState::new(100, 100);
+        let mut input = InputState::new(limits(100, 100));
         let frame = masked(1, br#"{"type":"ping","id":5}"#);
         client.write_all(&frame[..7]).unwrap();
         std::thread::sleep(Duration::from_millis(20));
@@ -253,12 +304,12 @@ mod tests {
     fn end_of_stream_and_rate_limit_end_the_input() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let (client, conn) = pair(&rt);
-        let mut input = InputState::new(100, 100);
+        let mut input = InputState::new(limits(100, 100));
         client.shutdown(std::net::Shutdown::Write).unwrap();
         assert!(matches!(settle(&mut input, &conn), Some(Input::Ended)));
 
         let (mut client, conn) = pair(&rt);
-        let mut input = InputState::new(1, 1);
+        let mut input = InputState::new(limits(1, 1));
         let ping = masked(2, &[0, 0]);
         client.write_all(&[ping.clone(), ping].concat()).unwrap();
         assert!(matches!(settle(&mut input, &conn), Some(Input::Message(Ok(_)))));

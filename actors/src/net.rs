@@ -14,13 +14,15 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
 
 /// How much a connection's reader asks the socket for at once.
 pub const READ_CHUNK: usize = 1024;
@@ -28,7 +30,14 @@ pub const READ_CHUNK: usize = 1024;
 /// How long a closing connection waits for the peer before its read side is shut too.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// WebSocket opcodes the server sends or understands.
+/// Milliseconds on the runtime's clock (tokio's, so that tests on paused time drive it) since the first call.
+pub fn clock_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    tokio::time::Instant::now().saturating_duration_since(epoch).as_millis() as u64
+}
+
+/// WebSocket opcodes the server sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opcode {
     Continuation = 0,
@@ -37,20 +46,6 @@ pub enum Opcode {
     Close = 8,
     Ping = 9,
     Pong = 10,
-}
-
-impl Opcode {
-    fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            0 => Opcode::Continuation,
-            1 => Opcode::Text,
-            2 => Opcode::Binary,
-            8 => Opcode::Close,
-            9 => Opcode::Ping,
-            10 => Opcode::Pong,
-            _ => return None,
-        })
-    }
 }
 
 /// Builds one unmasked, final server frame around `payload`.
@@ -71,12 +66,25 @@ pub fn frame(opcode: Opcode, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// A close frame with a status code and a short reason.
+/// A close frame with a status code and a short reason (cut to fit a control frame, on a character boundary).
 pub fn close_frame(code: u16, reason: &str) -> Bytes {
-    let mut payload = Vec::with_capacity(2 + reason.len());
+    let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = Vec::with_capacity(2 + end);
     payload.extend_from_slice(&code.to_be_bytes());
-    payload.extend_from_slice(&reason.as_bytes()[..reason.len().min(120)]);
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
     frame(Opcode::Close, &payload)
+}
+
+/// The largest payload of a control frame (RFC 6455, 5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// Whether a client may send this close code (RFC 6455, 7.4: 1000-1003, 1007-1013 and 3000-4999; never 1005,
+/// 1006, 1015, 1004 or the unassigned ranges). The ranges are tungstenite's.
+pub fn close_code_allowed(code: u16) -> bool {
+    tungstenite::protocol::frame::coding::CloseCode::from(code).is_allowed()
 }
 
 /// What a client sent, after reassembly of fragments.
@@ -86,6 +94,7 @@ pub enum WsEvent {
     Binary(Bytes),
     Ping(Bytes),
     Pong,
+    /// A valid close frame: its code, if it had one (a close frame with an empty body has none).
     Close(Option<u16>),
 }
 
@@ -96,7 +105,7 @@ pub enum WsError {
     TooBig(usize),
     #[error("protocol error: {0}")]
     Protocol(&'static str),
-    #[error("text frame is not UTF-8")]
+    #[error("text is not UTF-8")]
     InvalidUtf8,
 }
 
@@ -109,14 +118,29 @@ impl WsError {
             WsError::InvalidUtf8 => codes::CLOSE_INVALID_PAYLOAD,
         }
     }
+
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WsError::TooBig(_) => "too_big",
+            WsError::Protocol(_) => "protocol",
+            WsError::InvalidUtf8 => "invalid_utf8",
+        }
+    }
 }
 
-/// Incremental parser of masked client frames, with a limit on message size.
+/// Incremental parser of masked client frames (RFC 6455, section 5), with a limit on message size.
+///
+/// The frame header is parsed by tungstenite ([`FrameHeader::parse`]); this type adds what a server must check on
+/// top (masking, reserved bits, the 64-bit length's top bit, control frame rules, close codes, UTF-8) and the
+/// reassembly of fragmented messages. Every frame it consumes is counted ([`FrameReader::frames_read`]) so that the
+/// rate limit applies to frames of any kind, including control frames and empty continuations.
 #[derive(Debug)]
 pub struct FrameReader {
     buf: BytesMut,
-    partial: Option<(Opcode, BytesMut)>,
+    partial: Option<(bool, BytesMut)>,
     max_message: usize,
+    frames: u64,
 }
 
 impl FrameReader {
@@ -125,6 +149,7 @@ impl FrameReader {
             buf: BytesMut::new(),
             partial: None,
             max_message,
+            frames: 0,
         }
     }
 
@@ -141,6 +166,16 @@ impl FrameReader {
         }
     }
 
+    /// How many frames have been consumed so far (data, continuation and control frames alike).
+    pub fn frames_read(&self) -> u64 {
+        self.frames
+    }
+
+    /// Whether the buffer holds bytes of a frame that has not been parsed yet.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The next complete event, if the buffer holds one.
     pub fn next_event(&mut self) -> Result<Option<WsEvent>, WsError> {
         loop {
@@ -148,23 +183,24 @@ impl FrameReader {
                 return Ok(None);
             };
             match opcode {
-                Opcode::Ping => return Ok(Some(WsEvent::Ping(payload))),
-                Opcode::Pong => return Ok(Some(WsEvent::Pong)),
-                Opcode::Close => {
-                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                    return Ok(Some(WsEvent::Close(code)));
+                OpCode::Control(Control::Ping) => return Ok(Some(WsEvent::Ping(payload))),
+                OpCode::Control(Control::Pong) => return Ok(Some(WsEvent::Pong)),
+                OpCode::Control(Control::Close) => return parse_close(&payload).map(Some),
+                OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
+                    return Err(WsError::Protocol("reserved opcode"))
                 }
-                Opcode::Text | Opcode::Binary => {
+                OpCode::Data(Data::Text | Data::Binary) => {
                     if self.partial.is_some() {
                         return Err(WsError::Protocol("new message inside a fragmented one"));
                     }
+                    let text = opcode == OpCode::Data(Data::Text);
                     if fin {
-                        return Self::finish(opcode, payload).map(Some);
+                        return finish(text, payload).map(Some);
                     }
-                    self.partial = Some((opcode, BytesMut::from(&payload[..])));
+                    self.partial = Some((text, BytesMut::from(&payload[..])));
                 }
-                Opcode::Continuation => {
-                    let Some((op, mut acc)) = self.partial.take() else {
+                OpCode::Data(Data::Continue) => {
+                    let Some((text, mut acc)) = self.partial.take() else {
                         return Err(WsError::Protocol("continuation without a message"));
                     };
                     if acc.len() + payload.len() > self.max_message {
@@ -172,66 +208,83 @@ impl FrameReader {
                     }
                     acc.extend_from_slice(&payload);
                     if fin {
-                        return Self::finish(op, acc.freeze()).map(Some);
+                        return finish(text, acc.freeze()).map(Some);
                     }
-                    self.partial = Some((op, acc));
+                    self.partial = Some((text, acc));
                 }
             }
         }
     }
 
-    fn finish(opcode: Opcode, payload: Bytes) -> Result<WsEvent, WsError> {
-        if opcode == Opcode::Text {
-            String::from_utf8(payload.to_vec())
-                .map(WsEvent::Text)
-                .map_err(|_| WsError::InvalidUtf8)
-        } else {
-            Ok(WsEvent::Binary(payload))
-        }
-    }
-
-    fn next_frame(&mut self) -> Result<Option<(bool, Opcode, Bytes)>, WsError> {
-        let b = &self.buf[..];
-        if b.len() < 2 {
+    fn next_frame(&mut self) -> Result<Option<(bool, OpCode, Bytes)>, WsError> {
+        if self.buf.len() < 2 {
             return Ok(None);
         }
-        let fin = b[0] & 0x80 != 0;
-        if b[0] & 0x70 != 0 {
-            return Err(WsError::Protocol("reserved bits set"));
-        }
-        let opcode = Opcode::from_u8(b[0] & 0x0f).ok_or(WsError::Protocol("unknown opcode"))?;
-        if b[1] & 0x80 == 0 {
-            return Err(WsError::Protocol("client frames must be masked"));
-        }
-        let (len, mut at) = match b[1] & 0x7f {
-            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
-            127 if b.len() >= 10 => {
-                let mut n = [0u8; 8];
-                n.copy_from_slice(&b[2..10]);
-                (u64::from_be_bytes(n), 10)
-            }
-            126 | 127 => return Ok(None),
-            n => (n as u64, 2),
+        let mut cursor = std::io::Cursor::new(&self.buf[..]);
+        let (header, len) = match FrameHeader::parse(&mut cursor) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Ok(None),
+            Err(_) => return Err(WsError::Protocol("reserved opcode")),
         };
-        let control = matches!(opcode, Opcode::Close | Opcode::Ping | Opcode::Pong);
-        if control && (!fin || len > 125) {
-            return Err(WsError::Protocol("bad control frame"));
+        let at = cursor.position() as usize;
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return Err(WsError::Protocol("reserved bits set without an extension"));
+        }
+        let Some(mask) = header.mask else {
+            return Err(WsError::Protocol("client frames must be masked"));
+        };
+        if len >> 63 != 0 {
+            return Err(WsError::Protocol("payload length has its most significant bit set"));
+        }
+        if let OpCode::Control(_) = header.opcode {
+            if !header.is_final {
+                return Err(WsError::Protocol("fragmented control frame"));
+            }
+            if len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(WsError::Protocol("control frame payload over 125 bytes"));
+            }
         }
         if len > self.max_message as u64 {
             return Err(WsError::TooBig(self.max_message));
         }
         let len = len as usize;
-        if b.len() < at + 4 + len {
+        if self.buf.len() < at + len {
             return Ok(None);
         }
-        let mask = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        at += 4;
         self.buf.advance(at);
         let mut payload = self.buf.split_to(len);
         for (i, byte) in payload.iter_mut().enumerate() {
             *byte ^= mask[i & 3];
         }
-        Ok(Some((fin, opcode, payload.freeze())))
+        self.frames += 1;
+        Ok(Some((header.is_final, header.opcode, payload.freeze())))
+    }
+}
+
+/// A complete data message.
+fn finish(text: bool, payload: Bytes) -> Result<WsEvent, WsError> {
+    if text {
+        String::from_utf8(payload.to_vec())
+            .map(WsEvent::Text)
+            .map_err(|_| WsError::InvalidUtf8)
+    } else {
+        Ok(WsEvent::Binary(payload))
+    }
+}
+
+/// A close frame's body: empty, or a valid code followed by a UTF-8 reason (RFC 6455, 5.5.1 and 7.4).
+fn parse_close(payload: &[u8]) -> Result<WsEvent, WsError> {
+    match payload.len() {
+        0 => Ok(WsEvent::Close(None)),
+        1 => Err(WsError::Protocol("close frame body of one byte")),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            if !close_code_allowed(code) {
+                return Err(WsError::Protocol("invalid close code"));
+            }
+            std::str::from_utf8(&payload[2..]).map_err(|_| WsError::InvalidUtf8)?;
+            Ok(WsEvent::Close(Some(code)))
+        }
     }
 }
 
@@ -290,6 +343,10 @@ pub struct Conn {
     fd: RawFd,
     outbox: Mutex<Outbox>,
     dead: AtomicBool,
+    /// When the client was last heard from (any bytes), in milliseconds of [`clock_ms`].
+    heard_ms: AtomicU64,
+    /// A liveness ping was sent since the client was last heard from.
+    pinged: AtomicBool,
     limits: OutboxLimits,
     me: Weak<Conn>,
     runtime: tokio::runtime::Handle,
@@ -313,6 +370,8 @@ impl Conn {
             fd,
             outbox: Mutex::new(Outbox::default()),
             dead: AtomicBool::new(false),
+            heard_ms: AtomicU64::new(clock_ms()),
+            pinged: AtomicBool::new(false),
             limits,
             me: me.clone(),
             runtime,
@@ -324,9 +383,46 @@ impl Conn {
         self.fd
     }
 
-    /// One non-blocking read into `buf`. `Ok(0)` means the peer closed its side.
+    /// One non-blocking read into `buf`. `Ok(0)` means the peer closed its side. Bytes read count as a sign of
+    /// life ([`Conn::silent_for`]).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.get_ref().read(buf)
+        let n = self.io.get_ref().read(buf)?;
+        if n > 0 {
+            self.heard();
+        }
+        Ok(n)
+    }
+
+    /// Notes that the client was heard from just now.
+    pub fn heard(&self) {
+        self.heard_ms.store(clock_ms(), Ordering::Relaxed);
+        if self.pinged.load(Ordering::Relaxed) {
+            self.pinged.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// How long since anything was read from the client.
+    pub fn silent_for(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(clock_ms().saturating_sub(self.heard_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Whether bytes wait unread in the socket (nobody reads the connection right now, e.g. during a warp); if so
+    /// they count as a sign of life. One `recv(MSG_PEEK)`: call it only for a connection that looks silent.
+    pub fn heard_unread(&self) -> bool {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let unread = matches!(socket2::SockRef::from(self.io.get_ref()).peek(&mut probe), Ok(n) if n > 0);
+        if unread {
+            self.heard();
+        }
+        unread
+    }
+
+    /// Sends a liveness ping unless one is already outstanding; true if one was sent.
+    pub fn ping_if_due(&self) -> bool {
+        if self.pinged.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.send(&frame(Opcode::Ping, b"orrery"))
     }
 
     /// Whether the connection can no longer be written to.

@@ -126,6 +126,19 @@ impl Persister {
         self.push(Job { batch, ack: Some(ack) });
     }
 
+    /// Waits until everything queued before this call has been written and its acknowledgements have run
+    /// (graceful shutdown: every durable reply owed is sent before sessions close).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_durable(
+            PersistBatch::default(),
+            Box::new(move |_| {
+                let _ = tx.send(());
+            }),
+        );
+        let _ = rx.await;
+    }
+
     fn push(&self, job: Job) {
         self.queued.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use orrery_actors::store::{new_token, Identity};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::server::Peer;
 use crate::App;
 
 /// The longest character name, in characters.
@@ -50,25 +52,36 @@ pub struct GuestResponse {
     pub name: String,
 }
 
-/// Checks a character name: trimmed, 1 to [`MAX_NAME`] characters, printable.
+/// Checks a character name: trimmed, 1 to [`MAX_NAME`] characters, and allowed by [`orrery_protocol::text`].
 pub fn valid_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(ApiError::BadRequest(
             "invalid_name",
             format!("name must be 1 to {MAX_NAME} printable characters"),
         ));
+    }
+    if let Err(e) = orrery_protocol::text::check(name) {
+        metrics::counter!("orrery_text_refused_total", "what" => "name").increment(1);
+        return Err(ApiError::BadRequest("invalid_name", format!("name: {e}")));
     }
     Ok(name.to_owned())
 }
 
 pub(crate) async fn guest<G: Game>(
     State(app): State<Arc<App<G>>>,
-    body: Bytes,
+    ConnectInfo(peer): Peer,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<GuestResponse>, ApiError> {
     if !app.guest_login {
         return Err(ApiError::GuestDisabled);
     }
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge(app.http.body_limit),
+        other => ApiError::BadRequest("invalid_body", other.body_text()),
+    })?;
+    app.guest_limiter.check(peer.ip(), "guest_login")?;
+    app.admit_session()?;
     let req = parse_guest_body(&body)?;
     let name = match req.name {
         Some(n) => n,

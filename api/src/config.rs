@@ -7,6 +7,28 @@ use std::time::Duration;
 use orrery_actors::EngineConfig;
 use orrery_engine::galaxy::GenerateParams;
 
+pub use crate::server::HttpLimits;
+
+/// Limits on guest accounts.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestLimits {
+    /// Guest logins allowed per client address per minute (sustained).
+    pub per_minute: u32,
+    /// Guest logins one address may make in a burst.
+    pub burst: u32,
+    /// Guests whose token has not been used for this long are deleted (with their character); `None` keeps them.
+    pub ttl: Option<Duration>,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        Self {
+            per_minute: 10,
+            burst: 20,
+            ttl: Some(Duration::from_secs(30 * 24 * 3600)),
+        }
+    }
+}
 /// Where the world comes from.
 #[derive(Debug, Clone)]
 pub enum GalaxySource {
@@ -35,6 +57,15 @@ pub struct ServerConfig {
     pub allow_spawn_choice: bool,
     /// Hard limit of a graceful shutdown.
     pub shutdown_timeout: Duration,
+    /// HTTP connection cap, timeouts and body limit.
+    pub http: HttpLimits,
+    /// Guest login rate per address and guest expiry.
+    pub guests: GuestLimits,
+    /// Admission control: past this many sessions on the node, new logins get `503 at_capacity`.
+    pub max_sessions: usize,
+    /// Origins allowed to call the HTTP API from a browser (CORS) and to open the WebSocket; `*` allows any.
+    /// Empty: no CORS headers, and the WebSocket accepts any `Origin`.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +79,10 @@ impl Default for ServerConfig {
             guest_login: true,
             allow_spawn_choice: false,
             shutdown_timeout: Duration::from_secs(10),
+            http: HttpLimits::default(),
+            guests: GuestLimits::default(),
+            max_sessions: 10_000,
+            cors_origins: Vec::new(),
         }
     }
 }

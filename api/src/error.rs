@@ -1,9 +1,12 @@
 //! The API layer's error type and its mapping to HTTP status + JSON body `{"error": {"code", "message"}}`.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+/// The `Retry-After` of a `503 at_capacity`, in seconds.
+pub const AT_CAPACITY_RETRY_AFTER: u64 = 5;
 
 /// Everything an HTTP endpoint can refuse. Store and internal details are logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +15,7 @@ pub enum ApiError {
     Unauthorized,
     #[error("admin endpoints need `Authorization: Bearer <admin token>`")]
     Forbidden,
-    #[error("{0}")]
+    #[error("{1}")]
     BadRequest(&'static str, String),
     #[error("not found: {0}")]
     NotFound(String),
@@ -22,6 +25,18 @@ pub enum ApiError {
     GuestDisabled,
     #[error("the server is shutting down")]
     Unavailable,
+    #[error("{what}: too many requests from your address; retry in {retry_after} s")]
+    RateLimited { what: &'static str, retry_after: u64 },
+    #[error("the server is at capacity ({0}); retry in a few seconds")]
+    AtCapacity(&'static str),
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("Sec-WebSocket-Version must be 13")]
+    WsVersion,
+    #[error("origin {0:?} is not allowed (see --cors-origin)")]
+    OriginNotAllowed(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -37,6 +52,12 @@ impl ApiError {
             ApiError::CharacterOnline => (StatusCode::CONFLICT, "character_online"),
             ApiError::GuestDisabled => (StatusCode::FORBIDDEN, "guest_disabled"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::AtCapacity(_) => (StatusCode::SERVICE_UNAVAILABLE, "at_capacity"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            ApiError::WsVersion => (StatusCode::UPGRADE_REQUIRED, "unsupported_version"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -54,10 +75,26 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error in HTTP handler");
         }
         let (status, code) = self.status_and_code();
-        (
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ApiError::AtCapacity(_) => Some(AT_CAPACITY_RETRY_AFTER),
+            _ => None,
+        };
+        let mut response = (
             status,
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
-            .into_response()
+            .into_response();
+        if matches!(self, ApiError::WsVersion) {
+            response
+                .headers_mut()
+                .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Modules:
 //! - [`config`]: server configuration with working defaults.
-//! - [`server`]: the accept loop (hyper over the axum router, upgrades kept as raw TCP streams).
+//! - [`server`]: the accept loop (hyper over the axum router, upgrades kept as raw TCP streams), with the
+//!   connection cap and the header, idle and drain timeouts.
+//! - [`limits`]: per-request limits: request timeout, body size, CORS, guest login rate, admission control.
 //! - [`ws`]: the WebSocket handshake that hands a connection to a session actor.
 //! - [`auth`]: guest login and tokens.
 //! - [`admin`]: admin endpoints (regions, snapshots, crash hook).
@@ -16,6 +18,7 @@ pub mod config;
 pub mod content;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod server;
 pub mod ws;
 
@@ -46,6 +49,16 @@ pub struct App<G: Game> {
     pub admin_token: Option<String>,
     pub guest_login: bool,
     pub allow_spawn_choice: bool,
+    /// Admission control: the most sessions this node takes.
+    pub max_sessions: usize,
+    /// Origins allowed by CORS and for the WebSocket (empty: no check).
+    pub cors_origins: Vec<String>,
+    /// HTTP limits (connection cap, timeouts, body size).
+    pub http: server::HttpLimits,
+    /// Live connection counts.
+    pub connections: Arc<server::ConnCounts>,
+    /// Guest logins per client address.
+    pub guest_limiter: limits::AddressLimiter,
     shutting_down: AtomicBool,
 }
 
@@ -54,23 +67,50 @@ impl<G: Game> App<G> {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
+
+    /// Admission control for a new session (guest login, WebSocket upgrade).
+    pub fn admit_session(&self) -> Result<(), error::ApiError> {
+        if self.is_shutting_down() {
+            return Err(error::ApiError::Unavailable);
+        }
+        if self.node.directory.session_count() >= self.max_sessions {
+            metrics::counter!("orrery_admission_refused_total").increment(1);
+            return Err(error::ApiError::AtCapacity("sessions"));
+        }
+        Ok(())
+    }
 }
 
-/// The HTTP routes.
-pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
+/// Health, metrics and admin routes: what the reserve connections past the cap may reach.
+fn operator_routes<G: Game>() -> Router<Arc<App<G>>> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<G>))
         .route("/metrics", get(health::metrics::<G>))
-        .route("/v1/auth/guest", post(auth::guest::<G>))
-        .route("/v1/world", get(auth::world::<G>))
-        .route("/v1/ws", get(ws::upgrade::<G>))
         .route("/v1/admin/regions", get(admin::regions::<G>))
         .route("/v1/admin/regions/{id}/{action}", post(admin::region_action::<G>))
         .route("/v1/admin/snapshot", post(admin::snapshot::<G>))
         .route("/v1/admin/sectors/{id}/crash", post(admin::crash_sector::<G>))
-        .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
-        .with_state(app)
+}
+
+/// The HTTP routes.
+pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
+    let routes = operator_routes::<G>()
+        .route("/v1/auth/guest", post(auth::guest::<G>))
+        .route("/v1/world", get(auth::world::<G>))
+        .route("/v1/ws", get(ws::upgrade::<G>))
+        .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) });
+    limits::apply(routes, &app).with_state(app)
+}
+
+/// The routes served on connections past the connection cap: health, metrics and admin; everything else gets
+/// `503 at_capacity`.
+pub fn reserve_router<G: Game>(app: Arc<App<G>>) -> Router {
+    let routes = operator_routes::<G>().fallback(|| async {
+        metrics::counter!("orrery_admission_refused_total").increment(1);
+        error::ApiError::AtCapacity("connections")
+    });
+    limits::apply(routes, &app).with_state(app)
 }
 
 /// The world a configuration names.
@@ -148,23 +188,45 @@ pub async fn start_with<G: Game>(
         admin_token: config.admin_token.clone(),
         guest_login: config.guest_login,
         allow_spawn_choice: config.allow_spawn_choice,
+        max_sessions: config.max_sessions,
+        cors_origins: config.cors_origins.clone(),
+        http: config.http,
+        connections: Arc::new(server::ConnCounts::default()),
+        guest_limiter: limits::AddressLimiter::new(config.guests.per_minute, config.guests.burst),
         shutting_down: AtomicBool::new(false),
     });
+    let chores = limits::spawn_chores(Arc::clone(&app), config.guests.ttl);
     let stop = CancellationToken::new();
     let routes = router(Arc::clone(&app));
+    let reserve = reserve_router(Arc::clone(&app));
     let token = stop.clone();
     let timeout = config.shutdown_timeout;
     let task = tokio::spawn(async move {
         let app2 = Arc::clone(&app);
-        server::run(listener, routes, async move {
-            token.cancelled().await;
-            app2.shutting_down.store(true, Ordering::Release);
-        })
+        let directory = Arc::clone(&app.node.directory);
+        server::run(
+            listener,
+            routes,
+            reserve,
+            app.http,
+            Arc::clone(&app.connections),
+            move || directory.session_count(),
+            async move {
+                token.cancelled().await;
+                app2.shutting_down.store(true, Ordering::Release);
+            },
+        )
         .await;
-        info!("stopped accepting; closing sessions and snapshotting");
+        chores.abort();
+        info!("stopped accepting; delivering owed replies, closing sessions and snapshotting");
         app.node.shutdown(timeout).await;
         info!("shutdown complete");
     });
+    info!(
+        max_connections = config.http.max_connections,
+        max_sessions = config.max_sessions,
+        "connection limits"
+    );
     info!(%addr, "listening");
     Ok(RunningServer { addr, stop, task })
 }

@@ -2,24 +2,57 @@
 //! TCP stream to a new session actor (the fan-out path writes to that socket directly).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
 use orrery_actors::net::Conn;
 use orrery_actors::session::{SessionActor, SessionArgs};
 use orrery_engine::Game;
-use orrery_protocol::Encoding;
+use orrery_protocol::{codes, Encoding};
 use ractor::Actor;
 use serde::Deserialize;
-use tokio::net::TcpStream;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::auth::bearer;
 use crate::error::ApiError;
+use crate::limits::check_origin;
+use crate::server::{take_stream, UpgradedIo};
 use crate::App;
+
+/// How long a new login waits for the session it supersedes to park its ship and let go of the character.
+pub const TAKE_OVER_WAIT: Duration = Duration::from_secs(5);
+
+/// Reserves the character for a new session. If another session holds it, that one is superseded: closed with
+/// 4001 (`replaced`), its ship parked, and the character handed over; 409 if it is not released in time.
+async fn take_over<G: Game>(app: &App<G>, character: Uuid, session: Uuid) -> Result<(), ApiError> {
+    let directory = &app.node.directory;
+    if directory.reserve_character(character, session) {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + TAKE_OVER_WAIT;
+    let mut told = None;
+    loop {
+        if let Some(old) = directory.session_of(character) {
+            if told != Some(old.session) {
+                told = Some(old.session);
+                debug!(old = %old.session, %character, "a new login supersedes the character's session");
+                metrics::counter!("orrery_sessions_superseded_total").increment(1);
+                old.conn.close(codes::CLOSE_REPLACED, "replaced by a new session");
+                old.input_ended();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if directory.reserve_character(character, session) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::CharacterOnline);
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct WsQuery {
@@ -33,6 +66,16 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|v| v.trim().eq_ignore_ascii_case(token))
+}
+
+/// Whether a `Sec-WebSocket-Key` is the base64 encoding of 16 bytes.
+fn valid_key(key: &HeaderValue) -> bool {
+    use base64::Engine;
+    let key = key.as_bytes();
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|k| k.len() == 16)
 }
 
 /// Picks the encoding: the first of the client's offered subprotocols we speak; JSON when none is offered.
@@ -69,10 +112,9 @@ pub(crate) async fn upgrade<G: Game>(
     Query(q): Query<WsQuery>,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    if app.is_shutting_down() {
-        return Err(ApiError::Unavailable);
-    }
+    app.admit_session()?;
     let headers = req.headers();
+    check_origin(&app.cors_origins, headers)?;
     let is_ws = header_has(headers, header::UPGRADE, "websocket") && header_has(headers, header::CONNECTION, "upgrade");
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let (Some(key), true) = (key, is_ws) else {
@@ -81,11 +123,14 @@ pub(crate) async fn upgrade<G: Game>(
             "this endpoint needs a WebSocket upgrade request".into(),
         ));
     };
-    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+    if !valid_key(&key) {
         return Err(ApiError::BadRequest(
-            "unsupported_version",
-            "Sec-WebSocket-Version must be 13".into(),
+            "invalid_key",
+            "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455, 4.1)".into(),
         ));
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+        return Err(ApiError::WsVersion);
     }
     let (encoding, echo_protocol) = negotiate(headers)?;
     let token = q.token.or_else(|| bearer(headers)).ok_or(ApiError::Unauthorized)?;
@@ -96,14 +141,12 @@ pub(crate) async fn upgrade<G: Game>(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let session = Uuid::new_v4();
-    if !app.node.directory.reserve_character(identity.character_id, session) {
-        return Err(ApiError::CharacterOnline);
-    }
+    take_over(&app, identity.character_id, session).await?;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let app2 = Arc::clone(&app);
     tokio::spawn(async move {
         let character = identity.character_id;
-        let parts = match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
+        let parts = match on_upgrade.await.map(|u| u.downcast::<UpgradedIo>()) {
             Ok(Ok(parts)) => parts,
             Ok(Err(_)) => {
                 warn!("upgraded connection is not a plain TCP stream");
@@ -114,9 +157,7 @@ pub(crate) async fn upgrade<G: Game>(
                 return app2.node.directory.remove_session(session, character);
             }
         };
-        let conn = match parts
-            .io
-            .into_inner()
+        let conn = match take_stream(parts.io)
             .into_std()
             .and_then(|stream| Conn::new(stream, app2.node.config.outbox))
         {

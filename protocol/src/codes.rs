@@ -8,7 +8,7 @@ pub const UNKNOWN_TYPE: &str = "unknown_type";
 pub const INVALID_MESSAGE: &str = "invalid_message";
 /// The session's state does not allow this message now (e.g. a command while a warp is in flight).
 pub const WARP_IN_PROGRESS: &str = "warp_in_progress";
-/// Chat text empty or longer than [`crate::MAX_CHAT_TEXT`].
+/// Chat text empty, longer than [`crate::MAX_CHAT_TEXT`], or carrying a character [`crate::text`] refuses.
 pub const INVALID_CHAT: &str = "invalid_chat";
 /// The sector that should handle the request is restarting or unreachable; retry shortly.
 pub const SECTOR_UNAVAILABLE: &str = "sector_unavailable";
@@ -29,5 +29,8 @@ pub const CLOSE_RATE_LIMITED: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// The client could not drain its outbound queue (slow consumer beyond the hard limit).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
-/// The same character connected again from another session; this older one is closed.
+/// The same character connected again from another session; this older one is closed (its ship is parked first,
+/// and the new session takes the character over).
 pub const CLOSE_REPLACED: u16 = 4001;
+/// The server heard nothing from the client (not even a pong to its ping) for the configured timeout.
+pub const CLOSE_TIMEOUT: u16 = 4002;

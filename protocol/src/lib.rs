@@ -4,6 +4,7 @@
 //! - [`messages`]: client and server message enums and their framing envelopes (`id` echo).
 //! - [`codec`]: JSON text (`orrery.json.v1`) and postcard binary (`orrery.bin.v1`) encodings of those enums.
 //! - [`codes`]: stable error codes and WebSocket close codes.
+//! - [`text`]: the rule for text players show each other (names, chat): no controls, escapes or bidi overrides.
 //!
 //! This crate depends on the engine's `Game` trait only: a game plugs its commands, events, keyframes and deltas
 //! into the generic envelope. It does no I/O.
@@ -11,6 +12,7 @@
 pub mod codec;
 pub mod codes;
 pub mod messages;
+pub mod text;
 
 pub use codec::{DecodeError, Encoding};
 pub use messages::{ChatChannel, ClientFrame, ClientMessage, ServerFrame, ServerMessage};

@@ -118,7 +118,9 @@ pub struct Node<G: Game> {
     pub config: Arc<EngineConfig>,
     pub manager: ActorRef<ManagerMsg>,
     root: ActorRef<RootMsg>,
-    persister: tokio::task::JoinHandle<()>,
+    persister: Persister,
+    persister_task: tokio::task::JoinHandle<()>,
+    liveness: tokio::task::JoinHandle<()>,
     region_of_sector: HashMap<SectorId, RegionId>,
 }
 
@@ -201,6 +203,7 @@ impl<G: Game> Node<G> {
             .map_err(|e| NodeError::Spawn(e.to_string()))?;
         let manager = ractor::call_t!(root, RootMsg::Manager, 5_000).map_err(|e| NodeError::Spawn(e.to_string()))?;
         info!(sectors = region_of_sector.len(), restored, "actor tree running");
+        let liveness = orrery_actors::liveness::spawn(Arc::clone(&directory), Arc::clone(&config));
         Ok(Self {
             game,
             directory,
@@ -209,7 +212,9 @@ impl<G: Game> Node<G> {
             config,
             manager,
             root,
-            persister: persister_task,
+            persister,
+            persister_task,
+            liveness,
             region_of_sector,
         })
     }
@@ -238,12 +243,21 @@ impl<G: Game> Node<G> {
         Ok(n)
     }
 
-    /// Graceful shutdown: close every session (each parks its ship), snapshot every sector, stop the tree,
-    /// close the store. Bounded by `timeout` overall.
+    /// Graceful shutdown, bounded by `timeout` overall: stop reading client input (no new commands), deliver every
+    /// reply already owed (durable trades wait for their commit), close every session with 1001 (each parks its
+    /// ship), snapshot every sector, stop the tree, close the store.
     pub async fn shutdown(&self, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
+        self.liveness.abort();
+        self.directory.start_draining();
+        // A tick that started before the flag was set may still be applying commands: let it finish.
+        tokio::time::sleep(self.config.tick_period() * 2).await;
+        if tokio::time::timeout_at(deadline, self.persister.flush()).await.is_err() {
+            warn!("owed durable replies did not complete before the shutdown deadline");
+        }
         for link in self.directory.sessions() {
             link.conn.close(codes::CLOSE_GOING_AWAY, "server shutting down");
+            link.input_ended();
         }
         while self.directory.session_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -254,7 +268,7 @@ impl<G: Game> Node<G> {
             Err(_) => warn!("final snapshot timed out"),
         }
         let _ = tokio::time::timeout_at(deadline, self.root.stop_and_wait(None, None)).await;
-        self.persister.abort();
+        self.persister_task.abort();
         self.store.close().await;
     }
 }

@@ -2,6 +2,8 @@
 //! clients (tokio-tungstenite) speaking JSON or binary.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,6 +57,8 @@ pub fn config(data_dir: PathBuf) -> ServerConfig {
     c.engine.debug_hooks = true;
     c.engine.max_msgs_per_sec = 200;
     c.engine.msg_burst = 400;
+    // Tests create many guests from 127.0.0.1; the guest rate limit has a test of its own.
+    c.guests.per_minute = 0;
     c
 }
 
@@ -122,12 +126,19 @@ impl TestServer {
     }
 
     /// The value of an unlabelled counter or gauge in `/metrics` (0 when absent).
+    /// A metric's value, summed over its label sets (0 if absent).
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self.metrics().await;
         text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0.0)
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let rest = match rest.strip_prefix('{') {
+                    Some(labelled) => &labelled[labelled.find('}')? + 1..],
+                    None => rest,
+                };
+                rest.strip_prefix(' ')?.trim().parse::<f64>().ok()
+            })
+            .sum()
     }
 
     pub async fn metrics(&self) -> String {
@@ -346,6 +357,32 @@ impl Client {
         }
     }
 
+    /// The next WebSocket message as it came (for tests that watch for the close among other frames).
+    pub async fn ws_next(&mut self) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+        self.ws.next().await
+    }
+
+    /// Decodes a data message into a server frame, updating the view like [`Client::recv`].
+    pub fn decode(&mut self, m: &Message) -> Option<Frame> {
+        let frame = match m {
+            Message::Text(t) => codec::server_from_json::<SpaceTrade>(t).ok()?,
+            Message::Binary(b) => codec::server_from_bin::<SpaceTrade>(b).ok()?,
+            _ => return None,
+        };
+        match &frame.msg {
+            ServerMessage::Keyframe { body, .. } => self.view = ClientView::from_keyframe(body),
+            ServerMessage::Delta { body, .. } => self.view.apply(body),
+            _ => {}
+        }
+        Some(frame)
+    }
+
+    /// Applies a data message to the view and returns `owner`'s ship's x, if the view has it.
+    pub fn apply_and_find(&mut self, m: &Message, owner: Uuid) -> Option<f32> {
+        self.decode(m)?;
+        self.view.ship_of(owner).map(|s| s.x)
+    }
+
     /// Reads frames until one matches (panics after [`WAIT`] overall).
     pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Frame) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -419,4 +456,94 @@ impl Client {
 
 pub fn kind(m: &Msg) -> &'static str {
     m.kind()
+}
+
+/// A server process of the real binary (small galaxy, seed 7), stopped with SIGKILL if the test fails.
+pub struct Process {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Process {
+    pub fn start(data_dir: &std::path::Path) -> Process {
+        Self::start_with(data_dir, &[], None)
+    }
+
+    /// With extra `serve` flags, and optionally under a descriptor limit (`ulimit -n`).
+    pub fn start_with(data_dir: &std::path::Path, extra: &[&str], nofile: Option<u64>) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = std::process::Command::new("sh");
+                c.args([
+                    "-c",
+                    &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                    env!("CARGO_BIN_EXE_orrery"),
+                ]);
+                c
+            }
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_orrery")),
+        };
+        let mut child = command
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--regions",
+                "2",
+                "--sectors-per-region",
+                "6",
+                "--seed",
+                "7",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server log line").unwrap();
+            if let Some(rest) = line.split("listening addr=").nth(1) {
+                break rest.trim().parse().unwrap();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Process { child, addr }
+    }
+
+    /// Sends SIGTERM (a graceful shutdown).
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    /// A failed test must not leave a server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -314,6 +314,7 @@ pub struct SectorState<G: Game> {
     game: Arc<G>,
     cell: Arc<SectorCell<G>>,
     fabric: Arc<dyn Fabric<G>>,
+    directory: Arc<Directory<G>>,
     config: Arc<EngineConfig>,
     persister: Persister,
     state: G::Sector,
@@ -430,6 +431,10 @@ impl<G: Game> SectorState<G> {
 
     /// Reads every subscriber that has input and applies its messages, in the order each client sent them.
     fn read_inputs(&mut self) {
+        if self.directory.is_draining() {
+            // Shutting down: no new commands; what the clients sent waits unread until their sessions close.
+            return;
+        }
         let mut ready = std::mem::take(&mut self.ready);
         self.cell.io.lock().ready(&mut ready);
         for link in ready.drain(..) {
@@ -495,6 +500,13 @@ impl<G: Game> SectorState<G> {
                             codes::INVALID_CHAT,
                             format!("chat text must be 1 to {} bytes", orrery_protocol::MAX_CHAT_TEXT),
                         ),
+                    );
+                }
+                if let Err(e) = orrery_protocol::text::check(text) {
+                    metrics::counter!("orrery_text_refused_total", "what" => "chat").increment(1);
+                    return self.send_to(
+                        link,
+                        ServerFrame::error(id, codes::INVALID_CHAT, format!("chat text: {e}")),
                     );
                 }
                 match channel {
@@ -832,6 +844,7 @@ impl<G: Game> Actor for SectorActor<G> {
             game: args.game,
             cell: args.cell,
             fabric: args.fabric,
+            directory: Arc::clone(&args.directory),
             config: args.config,
             persister: args.persister,
             state,

@@ -168,7 +168,7 @@ impl<G: Game> Actor for SessionActor<G> {
             sector,
         );
         {
-            let mut input = InputState::new(a.config.max_msgs_per_sec, a.config.msg_burst);
+            let mut input = InputState::new(a.config.input_limits());
             input.push(&a.leftover);
             *link.input.lock() = input;
         }

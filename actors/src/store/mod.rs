@@ -69,6 +69,9 @@ pub trait Store: Send + Sync + 'static {
     async fn save(&self, sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Result<(), StoreError>;
     /// Every sector snapshot.
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError>;
+    /// Deletes guest accounts (with their tokens and characters) created before `idle_before` (ms since the
+    /// epoch) whose characters have not been written since either; returns how many accounts went.
+    async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError>;
     /// Flushes and closes the store.
     async fn close(&self);
 }

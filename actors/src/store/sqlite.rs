@@ -204,6 +204,36 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A guest is idle when its account and every character of it are older than the cutoff (a character's
+        // row is rewritten at every logout and every snapshot while it is online).
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM purge_ids").execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO purge_ids SELECT a.id FROM accounts a WHERE a.kind = 'guest' AND a.created_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.account_id = a.id AND c.updated_at >= ?1)",
+        )
+        .bind(idle_before)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM tokens WHERE account_id IN (SELECT id FROM purge_ids)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM characters WHERE account_id IN (SELECT id FROM purge_ids)")
+            .execute(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM accounts WHERE id IN (SELECT id FROM purge_ids)")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM purge_ids").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -212,6 +242,30 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn purge_removes_idle_guests_only() {
+        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("orrery.db")).await.unwrap();
+        let idle = store.create_guest("Idle", "tok-idle", None).await.unwrap();
+        let back = store.create_guest("Back", "tok-back", None).await.unwrap();
+        let cutoff = now_millis() + 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // `Back` came back after the cutoff: its character row was written then.
+        let parked = ParkedAvatar {
+            character_id: back.character_id,
+            sector: Uuid::new_v4(),
+            avatar: vec![1],
+        };
+        store.save(&[], &[parked]).await.unwrap();
+        assert_eq!(store.purge_guests(cutoff).await.unwrap(), 1);
+        assert_eq!(store.authenticate("tok-idle").await.unwrap(), None);
+        assert_eq!(store.load_avatar(idle.character_id).await.unwrap(), None);
+        assert_eq!(store.authenticate("tok-back").await.unwrap(), Some(back));
+        assert_eq!(store.purge_guests(cutoff).await.unwrap(), 0, "nothing left to purge");
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn guest_tokens_avatars_and_snapshots_survive_reopen() {

@@ -1,0 +1,55 @@
+//! WebSocket liveness: pings connections the server has not heard from, and ends the sessions of those that stay
+//! silent, so that a vanished client (a phone that changed networks, a process that stopped reading) never keeps
+//! its character locked.
+//!
+//! One task per node sweeps every session once per second (or more often when the configured intervals are
+//! shorter). A connection silent for `ws_ping_interval` is sent a ping; one silent for `ws_timeout` (nothing read,
+//! not even the pong, and nothing waiting unread in its socket) is closed with 4002 and aborted, and its session
+//! is told the connection ended: it parks the ship and frees the character.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orrery_engine::Game;
+use orrery_protocol::codes;
+use tracing::debug;
+
+use crate::config::EngineConfig;
+use crate::directory::Directory;
+
+/// How often the sweep runs: once a second, or more often for short intervals (tests).
+fn sweep_period(config: &EngineConfig) -> Duration {
+    (config.ws_ping_interval.min(config.ws_timeout) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Starts the liveness task; it runs until aborted.
+pub fn spawn<G: Game>(directory: Arc<Directory<G>>, config: Arc<EngineConfig>) -> tokio::task::JoinHandle<()> {
+    let pings = metrics::counter!("orrery_ws_pings_sent_total");
+    let timeouts = metrics::counter!("orrery_ws_timeouts_total");
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(sweep_period(&config));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            for link in directory.sessions() {
+                if link.conn.is_closed() {
+                    continue;
+                }
+                let silent = link.conn.silent_for();
+                if silent < config.ws_ping_interval || link.conn.heard_unread() {
+                    continue;
+                }
+                if silent >= config.ws_timeout {
+                    debug!(session = %link.session, silent_ms = silent.as_millis() as u64, "closing a silent connection");
+                    timeouts.increment(1);
+                    // Best effort: a client that stopped reading will not see it, so the socket is aborted too.
+                    link.conn.close(codes::CLOSE_TIMEOUT, "no answer to ping");
+                    link.conn.abort();
+                    link.input_ended();
+                } else if link.conn.ping_if_due() {
+                    pings.increment(1);
+                }
+            }
+        }
+    })
+}
