@@ -102,6 +102,14 @@ struct ServeArgs {
     /// Simulation ticks per second of every sector.
     #[arg(long, env = "ORRERY_TICK_HZ", default_value_t = 20)]
     tick_hz: u32,
+    /// Time dilation: the work one tick of a sector may take, as a fraction of the tick period (0 < x <= 1). A
+    /// sector whose smoothed tick work is above it slows its game time instead of overrunning.
+    #[arg(long, env = "ORRERY_TICK_BUDGET", default_value_t = 0.5)]
+    tick_budget: f32,
+    /// Time dilation: the lowest factor (game seconds per wall-clock second) an overloaded sector may slow to
+    /// (0.01 to 1; 1 disables time dilation).
+    #[arg(long, env = "ORRERY_DILATION_FLOOR", default_value_t = 0.1)]
+    dilation_floor: f32,
     /// Seconds between periodic snapshots of every sector.
     #[arg(long, env = "ORRERY_SNAPSHOT_INTERVAL", default_value_t = 10.0)]
     snapshot_interval: f64,
@@ -189,6 +197,14 @@ impl ServeArgs {
             self.snapshot_interval.is_finite() && self.snapshot_interval > 0.0,
             "--snapshot-interval must be positive"
         );
+        anyhow::ensure!(
+            self.tick_budget.is_finite() && self.tick_budget > 0.0 && self.tick_budget <= 1.0,
+            "--tick-budget must be a fraction of the tick period, above 0 and at most 1"
+        );
+        anyhow::ensure!(
+            (0.01..=1.0).contains(&self.dilation_floor),
+            "--dilation-floor must be between 0.01 and 1"
+        );
         let mut config = ServerConfig {
             bind: self.bind,
             data_dir: self.data_dir,
@@ -212,6 +228,8 @@ impl ServeArgs {
         config.engine.max_msgs_per_sec = self.max_msgs_per_sec;
         config.engine.msg_burst = self.msg_burst;
         config.engine.debug_hooks = self.debug_hooks;
+        config.engine.tick_budget = self.tick_budget;
+        config.engine.dilation_floor = self.dilation_floor;
         anyhow::ensure!(self.max_message >= 125, "--max-message must be at least 125 bytes");
         config.engine.max_message = self.max_message;
         config.engine.ws_ping_interval = secs("ws-ping-interval", self.ws_ping_interval)?;

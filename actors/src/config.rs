@@ -32,6 +32,11 @@ pub struct EngineConfig {
     pub ws_timeout: Duration,
     /// Whether admin/debug hooks (sector crash injection) are enabled.
     pub debug_hooks: bool,
+    /// Time dilation: the work one simulated tick of a sector may take, as a fraction of the tick period. A
+    /// sector whose smoothed tick work is above it slows its game time (see `crate::dilation`).
+    pub tick_budget: f32,
+    /// The lowest time dilation factor (game seconds per wall-clock second); 1 disables time dilation.
+    pub dilation_floor: f32,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +54,8 @@ impl Default for EngineConfig {
             ws_ping_interval: Duration::from_secs(10),
             ws_timeout: Duration::from_secs(30),
             debug_hooks: false,
+            tick_budget: 0.5,
+            dilation_floor: 0.1,
         }
     }
 }
@@ -57,6 +64,11 @@ impl EngineConfig {
     /// The fixed tick period.
     pub fn tick_period(&self) -> Duration {
         Duration::from_secs_f64(1.0 / f64::from(self.tick_hz.max(1)))
+    }
+
+    /// The work budget of one simulated tick (`tick_budget` of the period).
+    pub fn tick_budget(&self) -> Duration {
+        self.tick_period().mul_f64(f64::from(self.tick_budget.max(0.0)))
     }
 
     /// The limits of every connection's inbound side.

@@ -2,6 +2,7 @@
 //!
 //! Modules:
 //! - [`config`]: runtime settings shared by the actors.
+//! - [`dilation`]: time dilation, how an overloaded sector slows its game time instead of overrunning.
 //! - [`directory`]: node-wide lookup tables and the [`Fabric`](directory::Fabric) routing contract.
 //! - [`input`]: a connection's inbound side (parsing, decoding, size and rate limits), read by sectors.
 //! - [`liveness`]: pings silent connections and ends the sessions of those that stay silent.
@@ -12,6 +13,7 @@
 //! - [`store`]: the persistence trait and the embedded SQLite store.
 
 pub mod config;
+pub mod dilation;
 pub mod directory;
 pub mod input;
 pub mod liveness;

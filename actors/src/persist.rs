@@ -102,6 +102,16 @@ impl Persister {
         (Self { tx, queued }, handle)
     }
 
+    /// A persister with no task behind it: every batch fails at once (for tests that do not persist).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        let (tx, _) = mpsc::unbounded_channel();
+        Self {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
     /// Queues a periodic snapshot; if the persister is far behind, it is skipped (the next interval retries).
     pub fn submit(&self, batch: PersistBatch) {
         if self.queued.load(Ordering::Acquire) > MAX_QUEUED_SNAPSHOTS {

@@ -177,6 +177,29 @@ pub struct Shared {
     pub tick_hz: Cell<u32>,
     /// The count-only clients' poller (see [`BulkReader`]).
     pub bulk: BulkClients,
+    /// Time dilation of each room's sector, as its decoders were told (`time_dilation`), by room.
+    pub dilation: RefCell<Vec<RoomDilation>>,
+}
+
+/// What the decoders of one room were told about its sector's time dilation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoomDilation {
+    /// The factor last announced (1 until a `time_dilation` arrives).
+    pub last: f64,
+    /// The lowest factor in force during the window (set to `last` when the window starts).
+    pub window_min: f64,
+    /// `time_dilation` messages the room's decoders received over the run.
+    pub messages: u64,
+}
+
+impl Default for RoomDilation {
+    fn default() -> Self {
+        Self {
+            last: 1.0,
+            window_min: 1.0,
+            messages: 0,
+        }
+    }
 }
 
 /// The joined count-only clients, read by [`BulkReader`]: their handlers by poller token (the client's index).
@@ -704,6 +727,19 @@ impl HandlerState {
                             d.trade_latency.record(now.saturating_duration_since(sent));
                         }
                         d.trade = None;
+                    }
+                }
+            }
+            ServerMessage::TimeDilation { sector, factor } => {
+                // Counted against the client's room while it is in the room's sector (not after a warp).
+                if self.conn.spec.sector == Some(sector) && d.sector == Some(sector) {
+                    let mut rooms = self.shared.dilation.borrow_mut();
+                    if let Some(room) = rooms.get_mut(self.conn.spec.room as usize) {
+                        room.last = factor;
+                        room.messages += 1;
+                        if self.shared.measuring() {
+                            room.window_min = room.window_min.min(factor);
+                        }
                     }
                 }
             }

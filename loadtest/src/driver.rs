@@ -56,6 +56,8 @@ pub struct Measured {
     pub counts: Counts,
     /// Fewest patch frames one client (alive at the window's end) received during the window.
     pub min_client_frames: Option<u64>,
+    /// Per room: its sector, and what its clients (alive at the window's end) received during the window.
+    pub rooms: Vec<RoomMeasured>,
     pub tick_hz: u32,
     pub rtt: Latency,
     pub unresolved: u64,
@@ -66,6 +68,17 @@ pub struct Measured {
     pub cpu: procfs::CpuUse,
     pub server_memory_kib: (Option<u64>, Option<u64>),
     pub metrics: Option<(Scrape, Scrape)>,
+}
+
+/// One room's share of the window.
+#[derive(Debug, Clone)]
+pub struct RoomMeasured {
+    pub sector: Option<Uuid>,
+    /// Clients alive at the window's end.
+    pub clients: u32,
+    pub patch_frames: u64,
+    pub min_client_frames: Option<u64>,
+    pub dilation: client::RoomDilation,
 }
 
 /// A small fast generator (wyrand) for phases, velocities and masks: cheap enough for 50,000 inputs a second.
@@ -402,6 +415,7 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
         join_latency: Default::default(),
         tick_hz: std::cell::Cell::new(20),
         bulk,
+        dilation: std::cell::RefCell::new(vec![Default::default(); s.rooms as usize]),
     });
     tokio::task::spawn_local(bulk_reader.run(shared.clone()));
 
@@ -415,7 +429,7 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
         let world: serde_json::Value = serde_json::from_slice(&body).context("GET /v1/world: not JSON")?;
         pick_sectors(&world, s.rooms as usize)?.into_iter().map(Some).collect()
     };
-    let decoders_per_room = if opts.floor { 0 } else { s.decoders_in_room() };
+    let decoders_in_room = |room: u32| if opts.floor { 0 } else { s.decoders_in_room(room) };
 
     // The scheduler runs from the first join on.
     let scheduler = Rc::new(std::cell::RefCell::new(Scheduler::new(
@@ -446,15 +460,13 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
         notify: Notify::new(),
     });
     let permits = Arc::new(Semaphore::new(s.join_concurrency as usize));
-    for i in 0..planned {
-        let room = i % s.rooms;
-        let index_in_room = i / s.rooms;
+    for (i, (room, index_in_room)) in (0..planned).zip(s.placements()) {
         let spec = ClientSpec {
             index: i,
             room,
             index_in_room,
             sector: sectors[room as usize],
-            decoder: index_in_room < decoders_per_room,
+            decoder: index_in_room < decoders_in_room(room),
         };
         let permit = permits.clone().acquire_owned().await.context("join semaphore closed")?;
         let (shared2, scheduler2, tracker2) = (shared.clone(), scheduler.clone(), tracker.clone());
@@ -500,6 +512,9 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
     let cpu0 = CpuSample::take(opts.server_pid);
     let t0 = Instant::now();
     shared.phase.set(Phase::Window);
+    for room in shared.dilation.borrow_mut().iter_mut() {
+        room.window_min = room.last;
+    }
     let alive_at_window_start = alive(&shared);
     let m0 = if opts.floor { None } else { scrape(&shared).await };
 
@@ -519,6 +534,30 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
         .filter(|(c, _)| !c.dead.get())
         .map(|(c, f0)| c.frames.get() - f0)
         .min();
+    let mut rooms: Vec<RoomMeasured> = (0..s.rooms as usize)
+        .map(|r| RoomMeasured {
+            sector: sectors[r],
+            clients: 0,
+            patch_frames: 0,
+            min_client_frames: None,
+            dilation: shared.dilation.borrow()[r],
+        })
+        .collect();
+    for (c, f0) in shared
+        .conns
+        .borrow()
+        .iter()
+        .zip(client_frames0.iter().chain(std::iter::repeat(&0)))
+    {
+        if c.dead.get() {
+            continue;
+        }
+        let frames = c.frames.get() - f0;
+        let room = &mut rooms[c.spec.room as usize];
+        room.clients += 1;
+        room.patch_frames += frames;
+        room.min_client_frames = Some(room.min_client_frames.map_or(frames, |m| m.min(frames)));
+    }
     let m1 = if opts.floor { None } else { scrape(&shared).await };
 
     // Let inputs of the window's last moments show.
@@ -545,7 +584,7 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
     let tick_hz = if opts.floor { 20 } else { shared.tick_hz.get() };
     Ok(Measured {
         planned,
-        decoders: decoders_per_room * s.rooms,
+        decoders: (0..s.rooms).map(decoders_in_room).sum(),
         joined,
         join_secs,
         machine_idle_before,
@@ -554,6 +593,7 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
         window_secs,
         counts: c1.since(&c0),
         min_client_frames,
+        rooms,
         tick_hz,
         rtt,
         unresolved,

@@ -33,6 +33,8 @@ pub struct Report {
     pub join_latency_ms: Option<LatencySummary>,
     pub inputs: Inputs,
     pub frames: Frames,
+    /// Per room (sector): what its clients received, and the time dilation its decoders were told.
+    pub rooms: Vec<Room>,
     pub bytes: Bytes,
     pub rtt: Rtt,
     pub warp_latency_ms: Option<LatencySummary>,
@@ -85,6 +87,25 @@ pub struct Frames {
     pub messages_per_sec: f64,
     /// Patch frames per second of the client that received the fewest (connected at the end).
     pub min_client_per_sec: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Room {
+    pub room: u32,
+    /// The room's sector (null against the floor).
+    pub sector: Option<String>,
+    /// Clients of the room connected at the window's end.
+    pub clients: u32,
+    /// Patch frames per second per client of the room (its sector's delivered tick rate).
+    pub per_client_per_sec: Option<f64>,
+    /// The room's slowest client.
+    pub min_client_per_sec: Option<f64>,
+    /// The lowest time dilation factor in force during the window, as the room's decoders were told (1: none).
+    pub dilation_min: f64,
+    /// The factor in force at the window's end.
+    pub dilation_last: f64,
+    /// `time_dilation` messages the room's decoders received over the run.
+    pub dilation_messages: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +180,11 @@ pub struct ServerMetrics {
     pub ws_pings_sent: Option<f64>,
     pub ws_pings_sent_per_sec: Option<f64>,
     pub ws_timeouts: Option<f64>,
+    /// Timer ticks that dilated sectors skipped (`orrery_dilated_ticks_total`).
+    pub dilated_ticks: Option<f64>,
+    /// Dilated sectors and the lowest factor at the window's end (gauges; null when the server has none yet).
+    pub dilated_sectors: Option<f64>,
+    pub time_dilation_min: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -340,6 +366,9 @@ pub fn build(m: &Measured) -> Report {
             ws_pings_sent: d("orrery_ws_pings_sent_total"),
             ws_pings_sent_per_sec: d("orrery_ws_pings_sent_total").map(|v| v / secs),
             ws_timeouts: d("orrery_ws_timeouts_total"),
+            dilated_ticks: d("orrery_dilated_ticks_total"),
+            dilated_sectors: b.sum("orrery_dilated_sectors"),
+            time_dilation_min: b.sum("orrery_time_dilation_min"),
         }
     });
     let mib = |kib: Option<u64>| kib.map(|k| k as f64 / 1024.0);
@@ -396,6 +425,21 @@ pub fn build(m: &Measured) -> Report {
             messages_per_sec: c.messages as f64 / secs,
             min_client_per_sec: m.min_client_frames.map(|f| f as f64 / secs),
         },
+        rooms: m
+            .rooms
+            .iter()
+            .enumerate()
+            .map(|(i, room)| Room {
+                room: i as u32,
+                sector: room.sector.map(|s| s.to_string()),
+                clients: room.clients,
+                per_client_per_sec: ratio(room.patch_frames as f64, f64::from(room.clients) * secs),
+                min_client_per_sec: room.min_client_frames.map(|f| f as f64 / secs),
+                dilation_min: room.dilation.window_min,
+                dilation_last: room.dilation.last,
+                dilation_messages: room.dilation.messages,
+            })
+            .collect(),
         bytes: Bytes {
             payload_per_sec: c.payload_bytes as f64 / secs,
             wire_per_sec: c.wire_bytes as f64 / secs,
@@ -490,11 +534,16 @@ pub fn write_human(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "orrery loadtest: {} ({}, {} rooms x {} clients, {} decoders) against {}{}",
+        "orrery loadtest: {} ({}, {} rooms x {} clients{}, {} decoders) against {}{}",
         s.name,
         enc,
         s.rooms,
         s.clients_per_room,
+        if s.room_clients.is_empty() {
+            String::new()
+        } else {
+            format!(" but the first {:?}", s.room_clients)
+        },
         r.clients.decoders,
         r.server,
         if r.mode == "floor" { " [fan-out floor]" } else { "" }
@@ -571,6 +620,29 @@ pub fn write_human(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         )
     };
     row(out, "patch frames", patch_frames)?;
+    // Per room, when the rooms differ in size or some sector was dilated (otherwise the line above says it all).
+    if s.uneven() || r.rooms.iter().any(|room| room.dilation_min < 1.0) {
+        for room in &r.rooms {
+            row(
+                out,
+                &format!("room {}", room.room),
+                format!(
+                    "{} clients: {}/s per client (slowest {}/s); time dilation {}",
+                    room.clients,
+                    opt(room.per_client_per_sec, 2),
+                    opt(room.min_client_per_sec, 2),
+                    if room.dilation_messages == 0 {
+                        "none".to_owned()
+                    } else {
+                        format!(
+                            "min {:.2}, at end {:.2} ({} messages)",
+                            room.dilation_min, room.dilation_last, room.dilation_messages
+                        )
+                    }
+                ),
+            )?;
+        }
+    }
     row(
         out,
         "bytes / client / s",
@@ -627,6 +699,18 @@ pub fn write_human(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 opt(m.tick_overrun_ratio.map(|v| v * 100.0), 3)
             ),
         )?;
+        if m.dilated_ticks.is_some_and(|t| t > 0.0) || m.dilated_sectors.is_some_and(|n| n > 0.0) {
+            row(
+                out,
+                "server dilation",
+                format!(
+                    "timer ticks skipped {}; at the end {} sector(s) dilated, lowest factor {}",
+                    opt(m.dilated_ticks, 0),
+                    opt(m.dilated_sectors, 0),
+                    opt(m.time_dilation_min, 2)
+                ),
+            )?;
+        }
         row(
             out,
             "server drops",

@@ -36,6 +36,10 @@ pub struct Scenario {
     /// Rooms (sectors) used: the first `rooms` sectors of the non-nexus regions.
     pub rooms: u32,
     pub clients_per_room: u32,
+    /// Clients of the first rooms, one number per room, instead of `clients_per_room` (e.g. one crowded room
+    /// among ordinary ones); the rooms not listed have `clients_per_room`.
+    #[serde(default)]
+    pub room_clients: Vec<u32>,
     /// Clients per room that decode every frame (the first ones of each room); the rest only count frames.
     #[serde(default = "defaults::decoders_per_room")]
     pub decoders_per_room: u32,
@@ -144,6 +148,12 @@ impl Scenario {
         if self.rooms == 0 || self.clients_per_room == 0 {
             return bad("rooms and clients_per_room must be at least 1");
         }
+        if self.room_clients.len() > self.rooms as usize {
+            return bad("room_clients lists more rooms than `rooms`");
+        }
+        if self.room_clients.contains(&0) {
+            return bad("every room in room_clients needs at least 1 client");
+        }
         if self.join_concurrency == 0 {
             return bad("join_concurrency must be at least 1");
         }
@@ -176,12 +186,40 @@ impl Scenario {
 
     /// Total clients.
     pub fn clients(&self) -> u32 {
-        self.rooms * self.clients_per_room
+        (0..self.rooms).map(|r| self.clients_in_room(r)).sum()
     }
 
-    /// Decoder clients per room (never more than the room holds).
-    pub fn decoders_in_room(&self) -> u32 {
-        self.decoders_per_room.min(self.clients_per_room)
+    /// Clients of room `room`.
+    pub fn clients_in_room(&self, room: u32) -> u32 {
+        self.room_clients
+            .get(room as usize)
+            .copied()
+            .unwrap_or(self.clients_per_room)
+    }
+
+    /// Decoder clients of room `room` (never more than the room holds).
+    pub fn decoders_in_room(&self, room: u32) -> u32 {
+        self.decoders_per_room.min(self.clients_in_room(room))
+    }
+
+    /// Whether the rooms differ in size (`room_clients`).
+    pub fn uneven(&self) -> bool {
+        (0..self.rooms).any(|r| self.clients_in_room(r) != self.clients_per_room)
+    }
+
+    /// Every client's (room, index in room), rooms interleaved: client *i* of a scenario with equal rooms is in
+    /// room *i* mod `rooms`; with `room_clients`, the rooms that are full drop out of the rotation.
+    pub fn placements(&self) -> Vec<(u32, u32)> {
+        let most = (0..self.rooms).map(|r| self.clients_in_room(r)).max().unwrap_or(0);
+        let mut out = Vec::with_capacity(self.clients() as usize);
+        for index in 0..most {
+            for room in 0..self.rooms {
+                if index < self.clients_in_room(room) {
+                    out.push((room, index));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -234,7 +272,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.encoding, EncodingName::Json);
-        assert_eq!(s.decoders_in_room(), 5, "never more decoders than clients");
+        assert_eq!(s.decoders_in_room(0), 5, "never more decoders than clients");
         assert_eq!(s.window_secs, 3.5);
         assert_eq!(s.seed, Some(7));
         assert_eq!(s.slo.max_rtt_p99_ms, Some(100.0));
@@ -259,6 +297,28 @@ mod tests {
         let e = Scenario::load(&dir.join("sector-sync-E.toml")).unwrap();
         assert_eq!((e.rooms, e.clients_per_room, e.decoders_per_room), (50, 100, 10));
         assert_eq!(e.slo.max_rtt_p99_ms, Some(100.0));
+    }
+
+    #[test]
+    fn room_clients_make_uneven_rooms_interleaved() {
+        let s = Scenario::parse("name = \"x\"\nrooms = 3\nclients_per_room = 2\nroom_clients = [4]\n").unwrap();
+        assert_eq!(s.clients(), 8);
+        assert!(s.uneven());
+        assert_eq!((s.clients_in_room(0), s.clients_in_room(2)), (4, 2));
+        assert_eq!(
+            s.placements(),
+            vec![(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2), (0, 3)]
+        );
+        let even = Scenario::parse("name = \"x\"\nrooms = 3\nclients_per_room = 2\n").unwrap();
+        assert!(!even.uneven());
+        let i_mod_rooms: Vec<(u32, u32)> = (0..6).map(|i| (i % 3, i / 3)).collect();
+        assert_eq!(
+            even.placements(),
+            i_mod_rooms,
+            "as before: client i in room i mod rooms"
+        );
+        assert!(Scenario::parse("name = \"x\"\nrooms = 1\nclients_per_room = 2\nroom_clients = [1, 2]\n").is_err());
+        assert!(Scenario::parse("name = \"x\"\nrooms = 2\nclients_per_room = 2\nroom_clients = [0]\n").is_err());
     }
 
     #[test]

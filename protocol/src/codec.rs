@@ -62,7 +62,16 @@ impl DecodeError {
 
 /// Engine message types in the JSON `type` namespace (everything else belongs to the game).
 const CLIENT_TYPES: &[&str] = &["ping", "resync", "chat"];
-const SERVER_TYPES: &[&str] = &["welcome", "keyframe", "delta", "warped", "chat", "pong", "error"];
+const SERVER_TYPES: &[&str] = &[
+    "welcome",
+    "keyframe",
+    "delta",
+    "warped",
+    "chat",
+    "pong",
+    "error",
+    "time_dilation",
+];
 /// Server messages whose `body` field is spread into the JSON object.
 const SPREAD_BODY: &[&str] = &["keyframe", "delta"];
 const BODY: &str = "body";
@@ -409,6 +418,29 @@ mod tests {
         let bin = server_to_bin(&delta);
         assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()), bin);
         assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
+    }
+
+    #[test]
+    fn time_dilation_is_flat_in_json_and_the_last_variant_in_binary() {
+        let sector = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        let frame = ServerFrame::<G>::new(None, ServerMessage::TimeDilation { sector, factor: 0.45 });
+        let text = server_to_json(&frame);
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"type": "time_dilation", "sector": sector, "factor": 0.45})
+        );
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
+        let bin = server_to_bin(&frame);
+        // No id; variant 8 (after the eight older ones, whose indices are unchanged); the uuid; the f64.
+        let mut expected = vec![0x00, 0x08, 0x10];
+        expected.extend_from_slice(sector.as_bytes());
+        expected.extend_from_slice(&0.45f64.to_le_bytes());
+        assert_eq!(bin, expected);
+        assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()), bin);
+        assert_eq!(
+            server_to_bin(&ServerFrame::<G>::new(None, ServerMessage::Pong)),
+            vec![0x00, 0x05]
+        );
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub enum ServerMessage<G: Game> {
     Error { code: String, message: String },
     /// An event of the game's rules (e.g. `trade_result`).
     Game(G::Event),
+    /// The sector runs slower than real time: `factor` game seconds per wall-clock second (1: real time again).
+    /// Sent when the factor changes noticeably, and after the keyframe of a client entering a dilated sector.
+    /// Appended last so that the binary variant indices of the others stay as they were.
+    TimeDilation { sector: SectorId, factor: f64 },
 }
 
 /// A server message with the request id it answers, if any.
@@ -120,6 +124,7 @@ impl<G: Game> ServerMessage<G> {
             ServerMessage::Pong => "pong",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Game(_) => "game",
+            ServerMessage::TimeDilation { .. } => "time_dilation",
         }
     }
 }

@@ -11,11 +11,19 @@
 //! the tick integrates. A thrust therefore shows in the same delta as if it had been handled on arrival, and an
 //! input costs one `recv` rather than a task wake-up, a channel hop and an actor message. Requests that are not
 //! inputs (trade, resync, chat, ping) are answered within one tick period.
+//!
+//! Overload: a sector whose tick work exceeds its budget dilates time (crate::dilation): it keeps the fixed step
+//! `dt` per simulated tick but runs simulated ticks on only a fraction of its timer ticks, and tells its
+//! subscribers the factor (`time_dilation`). Inputs are read and requests answered at every simulated tick, so
+//! at the dilated rate.
 
 pub mod messages;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +38,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{debug, info, warn};
 
 use crate::config::EngineConfig;
+use crate::dilation::{Dilation, DilationBoard};
 use crate::directory::{Directory, Fabric, SessionLink, Transfer};
 use crate::input::Input;
 use crate::net::{self, Offer, Opcode};
@@ -107,6 +116,8 @@ pub struct SectorCell<G: Game> {
     subscribers: Mutex<Vec<Arc<SessionLink>>>,
     io: Mutex<SectorIo>,
     starts: Mutex<u64>,
+    /// The time dilation factor subscribers were last told (f64 bits), so that a restarted actor resumes at it.
+    dilation: AtomicU64,
 }
 
 /// The sector's inbound side: a poller over its subscribers' sockets (edge-triggered readiness).
@@ -205,11 +216,22 @@ impl<G: Game> SectorCell<G> {
                 carry: Vec::new(),
             }),
             starts: Mutex::new(0),
+            dilation: AtomicU64::new(1.0f64.to_bits()),
         })
     }
 
     fn journal(&self, op: JournalOp<G>) {
         self.recovery.lock().journal.push(op);
+    }
+
+    /// The time dilation factor this sector's subscribers were last told (1: real time).
+    pub fn dilation(&self) -> f64 {
+        f64::from_bits(self.dilation.load(Ordering::Acquire))
+    }
+
+    /// A key for this cell that is unique while it lives (sector ids repeat across nodes in one process).
+    fn key(&self) -> usize {
+        self as *const Self as usize
     }
 }
 
@@ -265,6 +287,7 @@ struct Meters {
     keyframes: metrics::Counter,
     commands: metrics::Counter,
     inputs: metrics::Counter,
+    dilated_ticks: metrics::Counter,
 }
 
 impl Meters {
@@ -281,6 +304,7 @@ impl Meters {
             keyframes: metrics::counter!("orrery_keyframes_sent_total"),
             commands: metrics::counter!("orrery_commands_total"),
             inputs: metrics::counter!("orrery_client_messages_total"),
+            dilated_ticks: metrics::counter!("orrery_dilated_ticks_total"),
         }
     }
 }
@@ -299,6 +323,11 @@ pub struct SectorState<G: Game> {
     subscribers: Vec<Arc<SessionLink>>,
     owes_keyframes: bool,
     last_tick: Option<Instant>,
+    /// An interval between two simulated ticks longer than this is an overrun (1.5 periods at real time; the
+    /// longest scheduled gap plus half a period when dilated).
+    overrun_after: Duration,
+    /// Time dilation: the factor, and which timer ticks simulate.
+    dilation: Dilation,
     ticks_since_checkpoint: u64,
     last_snapshot: Instant,
     /// State changed since the last snapshot was handed to the persister.
@@ -330,6 +359,59 @@ impl<G: Game> SectorState<G> {
 
     fn send_to(&self, link: &SessionLink, frame: ServerFrame<G>) {
         link.conn.send(&encode_frame(&frame, link.encoding));
+    }
+
+    fn dilation_frame(&self, factor: f64) -> ServerFrame<G> {
+        ServerFrame::new(
+            None,
+            ServerMessage::TimeDilation {
+                sector: self.id(),
+                factor,
+            },
+        )
+    }
+
+    /// After the keyframe of a client entering the sector: the dilation factor, if the sector runs slow.
+    fn tell_dilation(&self, link: &SessionLink) {
+        let factor = self.cell.dilation();
+        if factor < 1.0 {
+            self.send_to(link, self.dilation_frame(factor));
+        }
+    }
+
+    /// A timer tick: runs a simulated tick, or skips it when the sector is dilated; then tells subscribers the
+    /// factor if it changed noticeably.
+    fn on_timer(&mut self) {
+        if self.dilation.on_timer() {
+            self.run_tick();
+        } else {
+            self.meters.dilated_ticks.increment(1);
+        }
+        if let Some(factor) = self.dilation.announce() {
+            self.announce_dilation(factor);
+        }
+    }
+
+    fn announce_dilation(&mut self, factor: f64) {
+        let was = self.cell.dilation();
+        self.cell.dilation.store(factor.to_bits(), Ordering::Release);
+        DilationBoard::global().set(self.cell.key(), factor);
+        let work_ms = self.dilation.work().map_or(0.0, |w| w.as_secs_f64() * 1e3);
+        if factor < 1.0 && was >= 1.0 {
+            info!(sector = %self.id(), name = %self.cell.name, factor, work_ms, "sector dilates time");
+        } else if factor >= 1.0 {
+            info!(sector = %self.id(), name = %self.cell.name, "sector back to real time");
+        } else {
+            debug!(sector = %self.id(), factor, work_ms, "time dilation changed");
+        }
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let msg = self.dilation_frame(factor);
+        let mut frames = Encoded::new(&msg);
+        for l in &self.subscribers {
+            l.conn.send(frames.get(l.encoding));
+        }
     }
 
     fn subscribe(&mut self, link: Arc<SessionLink>) {
@@ -455,11 +537,10 @@ impl<G: Game> SectorState<G> {
 
     fn run_tick(&mut self) {
         let started = Instant::now();
-        let period = self.config.tick_period();
         if let Some(last) = self.last_tick {
             let interval = started.duration_since(last);
             self.meters.interval_seconds.record(interval.as_secs_f64());
-            if interval > period.mul_f32(1.5) {
+            if interval > self.overrun_after {
                 self.meters.overruns.increment(1);
                 debug!(sector = %self.id(), interval_ms = interval.as_secs_f64() * 1e3, "tick overrun");
             }
@@ -491,9 +572,18 @@ impl<G: Game> SectorState<G> {
             self.checkpoint();
             self.ticker.set_awake(false);
             self.last_tick = None;
+            self.dilation.reset();
         }
         self.meters.ticks.increment(1);
-        self.meters.tick_seconds.record(started.elapsed().as_secs_f64());
+        // The whole tick's work (inputs, rules, fan-out): the one measurement dilation needs.
+        let work = started.elapsed();
+        self.meters.tick_seconds.record(work.as_secs_f64());
+        #[cfg(test)]
+        let work = work + tests::take_simulated_work();
+        if !idle {
+            self.dilation.observe(work);
+        }
+        self.overrun_after = self.dilation.overrun_threshold(self.config.tick_period());
     }
 
     fn fan_out(&mut self, delta: G::Delta) {
@@ -690,6 +780,7 @@ impl<G: Game> SectorState<G> {
                 ServerFrame::new(t.req_id, ServerMessage::Warped { from: t.from, to: t.to }),
             );
             link.conn.send_keyframe(&self.keyframe_frame(None, link.encoding));
+            self.tell_dilation(&link);
             self.subscribe(link);
         }
     }
@@ -743,6 +834,12 @@ impl<G: Game> Actor for SectorActor<G> {
         let every = args.config.snapshot_interval.as_nanos().max(1);
         let phase = Duration::from_nanos((args.cell.id.as_u128() % every) as u64);
         let last_snapshot = Instant::now().checked_sub(phase).unwrap_or_else(Instant::now);
+        // A restarted sector resumes at the factor its subscribers were last told.
+        let dilation = Dilation::new(
+            args.config.tick_budget(),
+            args.config.dilation_floor,
+            args.cell.dilation() as f32,
+        );
         let mut s = SectorState {
             game: args.game,
             cell: args.cell,
@@ -756,6 +853,8 @@ impl<G: Game> Actor for SectorActor<G> {
             subscribers,
             owes_keyframes: false,
             last_tick: None,
+            overrun_after: Duration::ZERO, // set below, from `dilation`
+            dilation,
             ticks_since_checkpoint: 0,
             last_snapshot,
             dirty: false,
@@ -777,6 +876,10 @@ impl<G: Game> Actor for SectorActor<G> {
                 let links: Vec<_> = io.links.values().cloned().collect();
                 io.carry.extend(links);
             }
+        }
+        s.overrun_after = s.dilation.overrun_threshold(s.config.tick_period());
+        if s.dilation.is_dilated() {
+            DilationBoard::global().set(s.cell.key(), s.cell.dilation());
         }
         // A fresh checkpoint makes the replayed journal permanent.
         s.checkpoint();
@@ -825,6 +928,12 @@ impl<G: Game> Actor for SectorActor<G> {
         Ok(())
     }
 
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        // A stopped sector is not dilated; a restarted one puts itself back on the board.
+        DilationBoard::global().set(state.cell.key(), 1.0);
+        Ok(())
+    }
+
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
@@ -832,7 +941,7 @@ impl<G: Game> Actor for SectorActor<G> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SectorMsg::Tick => state.run_tick(),
+            SectorMsg::Tick => state.on_timer(),
             SectorMsg::Enter { avatar, link, reply } => {
                 state.ticker.set_awake(true);
                 let now = now_millis();
@@ -840,6 +949,7 @@ impl<G: Game> Actor for SectorActor<G> {
                 state.cell.journal(JournalOp::Admit { avatar, now });
                 link.arrive(state.id());
                 link.conn.send_keyframe(&state.keyframe_frame(None, link.encoding));
+                state.tell_dilation(&link);
                 state.subscribe(link);
                 let _ = reply.send(());
             }

@@ -1,0 +1,452 @@
+//! Sector actor tests on tokio's paused clock: time dilation under artificial load, its recovery, what subscribers
+//! receive, and crash recovery of a dilated sector.
+//!
+//! Tick work is made expensive without burning CPU or reading the wall clock: the test game's `tick` adds
+//! *simulated* work to a thread-local counter that `run_tick` adds to what it measured (test builds only).
+
+use std::cell::Cell;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use orrery_engine::{CharacterSeed, EntityId, Game, GameError, Millis, Outcome, RegionLayout, SectorId};
+use orrery_protocol::{codec, Encoding, ServerFrame, ServerMessage};
+use ractor::{Actor, ActorRef};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{SectorActor, SectorArgs, SectorCell, SectorMsg};
+use crate::config::EngineConfig;
+use crate::directory::{Directory, Fabric, SessionLink, Transfer};
+use crate::net::{Conn, OutboxLimits};
+use crate::persist::Persister;
+
+thread_local! {
+    static SIMULATED_WORK: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Simulated work added by the test game during the current tick (and cleared).
+pub(super) fn take_simulated_work() -> Duration {
+    SIMULATED_WORK.with(|w| w.replace(Duration::ZERO))
+}
+
+/// A test game: a dial that turns by `dt` every tick and reports it in every delta. Each tick "costs" `cost_us`
+/// microseconds of simulated work.
+#[derive(Debug, Default)]
+struct Clockwork {
+    cost_us: AtomicU64,
+}
+
+impl Clockwork {
+    fn set_cost(&self, cost: Duration) {
+        self.cost_us.store(cost.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Dial {
+    angle: f64,
+    hands: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Turned {
+    angle: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Hand {
+    id: Uuid,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("refused")]
+struct Refused;
+
+impl GameError for Refused {
+    fn code(&self) -> &'static str {
+        "refused"
+    }
+}
+
+impl Game for Clockwork {
+    type Sector = Dial;
+    type Avatar = Hand;
+    type Command = u32;
+    type Event = Turned;
+    type Keyframe = Dial;
+    type Delta = Turned;
+    type Profile = Turned;
+    type Error = Refused;
+
+    fn layout(&self) -> Vec<RegionLayout> {
+        Vec::new()
+    }
+    fn new_sector(&self, _id: SectorId) -> Dial {
+        Dial {
+            angle: 0.0,
+            hands: Vec::new(),
+        }
+    }
+    fn spawn(&self, seed: &CharacterSeed, _now: Millis) -> (SectorId, Hand) {
+        (Uuid::nil(), Hand { id: seed.character_id })
+    }
+    fn avatar_id(&self, avatar: &Hand) -> EntityId {
+        avatar.id
+    }
+    fn profile(&self, _avatar: &Hand, _now: Millis) -> Turned {
+        Turned { angle: 0.0 }
+    }
+    fn admit(&self, sector: &mut Dial, avatar: Hand, _now: Millis) {
+        sector.hands.push(avatar.id);
+    }
+    fn depart(&self, sector: &mut Dial, id: EntityId) -> Option<Hand> {
+        let at = sector.hands.iter().position(|h| *h == id)?;
+        Some(Hand {
+            id: sector.hands.remove(at),
+        })
+    }
+    fn avatars(&self, sector: &Dial) -> Vec<Hand> {
+        sector.hands.iter().map(|&id| Hand { id }).collect()
+    }
+    fn handle(
+        &self,
+        _sector: &mut Dial,
+        _who: EntityId,
+        _command: u32,
+        _now: Millis,
+    ) -> Result<Outcome<Self>, Refused> {
+        Err(Refused)
+    }
+    fn tick(&self, sector: &mut Dial, dt: f32) -> Option<Turned> {
+        let cost = Duration::from_micros(self.cost_us.load(Ordering::Relaxed));
+        SIMULATED_WORK.with(|w| w.set(w.get() + cost));
+        sector.angle += f64::from(dt);
+        Some(Turned { angle: sector.angle })
+    }
+    fn keyframe(&self, sector: &Dial) -> Dial {
+        sector.clone()
+    }
+}
+
+struct NoFabric;
+
+impl Fabric<Clockwork> for NoFabric {
+    fn transfer(&self, _transfer: Transfer<Clockwork>) {}
+    fn global_chat(&self, _from: Uuid, _name: String, _text: String) {}
+}
+
+type Frame = ServerFrame<Clockwork>;
+
+/// A sector with one JSON subscriber, whose frames the test reads from the client end of a loopback socket.
+struct Rig {
+    game: Arc<Clockwork>,
+    cell: Arc<SectorCell<Clockwork>>,
+    directory: Arc<Directory<Clockwork>>,
+    config: Arc<EngineConfig>,
+    actor: ActorRef<SectorMsg<Clockwork>>,
+    stopped: tokio::task::JoinHandle<()>,
+    client: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        tick_hz: 20,
+        // Only the explicit snapshot checkpoints: the crash test replays a long journal.
+        checkpoint_ticks: 1_000_000,
+        snapshot_interval: Duration::from_secs(3600),
+        debug_hooks: true,
+        tick_budget: 0.5,
+        dilation_floor: 0.1,
+        ..EngineConfig::default()
+    }
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let game = Arc::new(Clockwork::default());
+        let (id, region) = (Uuid::new_v4(), Uuid::new_v4());
+        let cell = SectorCell::new(id, region, "Dial".into(), game.new_sector(id), 0, 0);
+        let directory = Directory::new();
+        directory.add_sector(id, region);
+        let config = Arc::new(config());
+        let (actor, stopped) = spawn(&game, &cell, &directory, &config).await;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        let conn = Conn::new(server_side, OutboxLimits::default()).unwrap();
+        let character = Uuid::new_v4();
+        let link = SessionLink::new(
+            Uuid::new_v4(),
+            character,
+            "Ada".into(),
+            character,
+            conn,
+            Encoding::Json,
+            id,
+        );
+        actor
+            .call(
+                |reply| SectorMsg::Enter {
+                    avatar: Hand { id: character },
+                    link,
+                    reply,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        Rig {
+            game,
+            cell,
+            directory,
+            config,
+            actor,
+            stopped,
+            client,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Every complete frame the subscriber has received so far.
+    fn frames(&mut self) -> Vec<Frame> {
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.client.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("reading the subscriber's socket: {e}"),
+            }
+        }
+        let mut out = Vec::new();
+        loop {
+            let b = &self.buf;
+            if b.len() < 2 {
+                break;
+            }
+            let (len, head) = match b[1] & 0x7f {
+                126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
+                127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize, 10),
+                126 | 127 => break,
+                n => (usize::from(n), 2),
+            };
+            if b.len() < head + len {
+                break;
+            }
+            assert_eq!(b[0], 0x81, "a final text frame");
+            let text = std::str::from_utf8(&b[head..head + len]).unwrap().to_owned();
+            self.buf.drain(..head + len);
+            out.push(codec::server_from_json::<Clockwork>(&text).expect("decodable frame"));
+        }
+        out
+    }
+
+    /// Lets `secs` of (paused, auto-advancing) time pass, reading the subscriber's frames every tick period.
+    async fn run_for(&mut self, secs: f64) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let steps = (secs * 20.0).round() as u32;
+        for _ in 0..steps {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            out.extend(self.frames());
+        }
+        out
+    }
+}
+
+async fn spawn(
+    game: &Arc<Clockwork>,
+    cell: &Arc<SectorCell<Clockwork>>,
+    directory: &Arc<Directory<Clockwork>>,
+    config: &Arc<EngineConfig>,
+) -> (ActorRef<SectorMsg<Clockwork>>, tokio::task::JoinHandle<()>) {
+    let args = SectorArgs {
+        game: Arc::clone(game),
+        cell: Arc::clone(cell),
+        directory: Arc::clone(directory),
+        fabric: Arc::new(NoFabric),
+        config: Arc::clone(config),
+        persister: Persister::detached(),
+    };
+    Actor::spawn(None, SectorActor::<Clockwork>::default(), args)
+        .await
+        .expect("sector starts")
+}
+
+fn factors(frames: &[Frame]) -> Vec<f64> {
+    frames
+        .iter()
+        .filter_map(|f| match f.msg {
+            ServerMessage::TimeDilation { factor, .. } => Some(factor),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deltas(frames: &[Frame]) -> Vec<(u64, f64)> {
+    frames
+        .iter()
+        .filter_map(|f| match &f.msg {
+            ServerMessage::Delta { tick, body, .. } => Some((*tick, body.angle)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expensive_sector_dilates_to_the_floor_then_recovers_smoothly() {
+    let mut rig = Rig::start().await;
+    let join = rig.frames();
+    assert!(matches!(join[0].msg, ServerMessage::Keyframe { .. }));
+    assert!(factors(&join).is_empty(), "no time_dilation for a sector at real time");
+
+    // Real time at first: every timer tick simulates.
+    let frames = rig.run_for(2.0).await;
+    assert!(factors(&frames).is_empty());
+    let n = deltas(&frames).len();
+    assert!((39..=41).contains(&n), "{n} deltas in 2 s at 20 Hz");
+
+    // Each tick now costs 20 times its 25 ms budget: the factor falls to the floor (0.1) and no lower.
+    rig.game.set_cost(Duration::from_millis(500));
+    let frames = rig.run_for(5.0).await;
+    let fell = factors(&frames);
+    assert!(!fell.is_empty(), "subscribers are told");
+    assert!(fell.windows(2).all(|w| w[1] < w[0]), "falling: {fell:?}");
+    assert!(fell.iter().all(|&f| f >= 0.1), "never below the floor: {fell:?}");
+    assert_eq!(*fell.last().unwrap(), 0.1, "{fell:?}");
+    assert_eq!(rig.cell.dilation(), 0.1);
+    // At the floor, two simulated ticks a second, each still one fixed step of game time.
+    let frames = rig.run_for(10.0).await;
+    assert!(factors(&frames).is_empty(), "no news while the factor holds");
+    let d = deltas(&frames);
+    assert!((19..=21).contains(&d.len()), "{} deltas in 10 s at factor 0.1", d.len());
+    assert!(
+        d.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "ticks advance one step each"
+    );
+
+    // The load goes away: a smooth climb back to exactly 1.
+    rig.game.set_cost(Duration::ZERO);
+    let frames = rig.run_for(15.0).await;
+    let rose = factors(&frames);
+    assert!(rose.len() >= 10, "a ramp in small steps, not a jump: {rose:?}");
+    assert!(rose.windows(2).all(|w| w[1] > w[0]), "rising: {rose:?}");
+    let mut prev = 0.1;
+    for &f in &rose {
+        assert!(f - prev <= 0.07, "step from {prev} to {f}: {rose:?}");
+        prev = f;
+    }
+    assert_eq!(*rose.last().unwrap(), 1.0, "{rose:?}");
+    assert_eq!(rig.cell.dilation(), 1.0);
+    let frames = rig.run_for(2.0).await;
+    let n = deltas(&frames).len();
+    assert!((39..=41).contains(&n), "{n} deltas in 2 s, back at 20 Hz");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_entering_a_dilated_sector_is_told_after_its_keyframe() {
+    let mut rig = Rig::start().await;
+    rig.game.set_cost(Duration::from_millis(100));
+    let frames = rig.run_for(3.0).await;
+    let told = *factors(&frames).last().expect("dilated");
+    assert!((0.2..=0.3).contains(&told), "100 ms of work for a 25 ms budget: {told}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    let conn = Conn::new(server_side, OutboxLimits::default()).unwrap();
+    let character = Uuid::new_v4();
+    let link = SessionLink::new(
+        Uuid::new_v4(),
+        character,
+        "Bo".into(),
+        character,
+        conn,
+        Encoding::Binary,
+        rig.cell.id,
+    );
+    rig.actor
+        .call(
+            |reply| SectorMsg::Enter {
+                avatar: Hand { id: character },
+                link,
+                reply,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // The keyframe, then time_dilation (binary frames: 0x82, a short length, the postcard payload).
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let mut head = [0u8; 2];
+        client.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], 0x82);
+        let len = match head[1] {
+            126 => {
+                let mut l = [0u8; 2];
+                client.read_exact(&mut l).unwrap();
+                usize::from(u16::from_be_bytes(l))
+            }
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        client.read_exact(&mut payload).unwrap();
+        let frame = codec::server_from_bin::<Clockwork>(&payload).unwrap();
+        if let ServerMessage::TimeDilation { sector, factor } = frame.msg {
+            assert_eq!((sector, factor), (rig.cell.id, told));
+        }
+        kinds.push(frame.msg.kind());
+    }
+    assert_eq!(kinds, ["keyframe", "time_dilation"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dilated_sector_replays_its_journal_to_the_same_state() {
+    let mut rig = Rig::start().await;
+    rig.game.set_cost(Duration::from_millis(100));
+    rig.run_for(3.0).await;
+    let factor = rig.cell.dilation();
+    assert!(factor < 0.5, "{factor}");
+
+    // A checkpoint, then dilated ticks journaled after it.
+    let snap = rig.actor.call(SectorMsg::Snapshot, None).await.unwrap().unwrap();
+    let s0 = &snap.sectors[0];
+    let dial0: Dial = postcard::from_bytes(&s0.state).unwrap();
+    let frames = rig.run_for(4.0).await;
+    assert!(deltas(&frames).len() >= 10, "dilated ticks since the checkpoint");
+
+    // The sector crashes; its supervisor would start it again from the cell.
+    rig.actor.cast(SectorMsg::InjectCrash).unwrap();
+    (&mut rig.stopped).await.unwrap();
+    let before = deltas(&rig.frames());
+    let (actor, stopped) = spawn(&rig.game, &rig.cell, &rig.directory, &rig.config).await;
+    (rig.actor, rig.stopped) = (actor, stopped);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let after = rig.frames();
+    let (tick, angle) = match &after.first().expect("a keyframe after the restart").msg {
+        ServerMessage::Keyframe { tick, body, .. } => (*tick, body.angle),
+        other => panic!("expected a keyframe, got {}", other.kind()),
+    };
+    // The replayed state is the one the last delta before the crash showed...
+    let all: Vec<(u64, f64)> = deltas(&frames).into_iter().chain(before).collect();
+    assert_eq!(*all.last().unwrap(), (tick, angle));
+    // ...which is the checkpoint advanced by one fixed step per simulated tick, dilated or not.
+    let dt = rig.config.dt();
+    let mut expected = dial0.angle;
+    for _ in s0.tick..tick {
+        expected += f64::from(dt);
+    }
+    assert_eq!(angle, expected);
+    // And the restarted sector resumes at the factor its subscribers were told, without telling them again.
+    assert_eq!(rig.cell.dilation(), factor);
+    assert!(factors(&after).is_empty());
+    let frames = rig.run_for(2.0).await;
+    assert!(factors(&frames).iter().all(|&f| f < 0.5), "still dilated");
+    let d = deltas(&frames);
+    assert_eq!(d.first().unwrap().0, tick + 1, "ticks continue from the replayed state");
+}
