@@ -7,7 +7,7 @@
 # Usage: benches/run-sector-sync.sh [A B C D E]      (no argument: all five)
 #        benches/run-sector-sync.sh --report-only     (only rewrite the table from the results already in RESULTS_DIR)
 #
-# Placement follows the scenario description (/work/shared/scenarios/sector-sync.md): the server (or the floor) is
+# Placement follows the scenario description (docs/scenarios/sector-sync.md): the server (or the floor) is
 # pinned to CPU 0, the load generator to CPU 1; before each run the machine must be idle (< 15 % busy for 3 s).
 # Scenario files are used as they are: never tune a scenario to make a target pass.
 #
@@ -230,7 +230,7 @@ import json, os, re, sys
 
 root, results, doc = os.environ["ROOT"], os.environ["RESULTS_DIR"], os.environ["DOC"]
 
-# Colyseus 0.18 reference figures (shared/scenarios/sector-sync.md, "Reference figures"); none exist for E:
+# Colyseus 0.18 reference figures (docs/scenarios/sector-sync.md, "Reference figures"); none exist for E:
 # Colyseus tops out near 2,000 clients per core.
 COLYSEUS = {
     "A": dict(clients=100, cpu=8.3, rss=89, fps=1997, bytes=2001, p50=23.3, p99=44.5, overruns="0 / 599"),
@@ -399,7 +399,7 @@ else:
             "(same clients, same machine). \"floor + inputs\" is the same floor started with `--read-inputs` while the "
             "same clients send the scenario's thrusts (`orrery loadtest --floor --floor-inputs`): the kernel's cost of "
             "the server's whole traffic, inputs included. Rows marked Colyseus are the reference figures of "
-            "shared/scenarios/sector-sync.md (no Colyseus figure exists for E).", "",
+            "docs/scenarios/sector-sync.md (no Colyseus figure exists for E).", "",
             "Targets:", "", *verdicts]
     if notes:
         out += ["", "Notes:", "", *notes]

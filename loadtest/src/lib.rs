@@ -1,6 +1,6 @@
 //! Orrery's load tester: `orrery loadtest` drives N simulated clients over real WebSocket connections against a
 //! running server (or the `fanout-floor` baseline), following a scenario file, and reports what they measured
-//! (see docs/loadtest.md; the reference benchmark is shared/scenarios/sector-sync.md).
+//! (see docs/loadtest.md; the reference benchmark is docs/scenarios/sector-sync.md).
 //!
 //! Modules:
 //! - [`scenario`]: the scenario file (TOML) and its SLOs.
