@@ -239,6 +239,13 @@ impl<G: Game> Directory<G> {
         self.sessions.iter().map(|e| Arc::clone(e.value())).collect()
     }
 
+    /// Calls `f` with every live session, under the map's read locks: `f` must not touch the directory.
+    pub fn for_each_session(&self, mut f: impl FnMut(&Arc<SessionLink>)) {
+        for entry in self.sessions.iter() {
+            f(entry.value());
+        }
+    }
+
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -31,10 +31,15 @@ pub fn spawn<G: Game>(directory: Arc<Directory<G>>, config: Arc<EngineConfig>) -
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            for link in directory.sessions() {
-                if link.conn.is_closed() {
-                    continue;
+            // Only the connections that look silent are taken out of the map (most are not, and cloning every
+            // session's handle each second is most of an idle node's sweep cost).
+            let mut due = Vec::new();
+            directory.for_each_session(|link| {
+                if !link.conn.is_closed() && link.conn.silent_for() >= config.ws_ping_interval {
+                    due.push(Arc::clone(link));
                 }
+            });
+            for link in due {
                 let silent = link.conn.silent_for();
                 if silent < config.ws_ping_interval || link.conn.heard_unread() {
                     continue;

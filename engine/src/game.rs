@@ -109,6 +109,10 @@ pub trait Game: Send + Sync + Sized + 'static {
     }
     /// Advances the sector by one fixed step of `dt` seconds and returns everything that changed since the
     /// previous tick (including changes made by commands, admits and departures), or `None` if nothing did.
+    ///
+    /// A sector *rests* after a few ticks in a row that returned `None` while no client sent anything: it is not
+    /// ticked again until input, a command, an admit or a departure arrives, or a second has passed. So a rule
+    /// that changes the sector on its own, with nothing moving and nobody acting, runs late by up to a second.
     fn tick(&self, sector: &mut Self::Sector, dt: f32) -> Option<Self::Delta>;
     /// A full view of the sector.
     fn keyframe(&self, sector: &Self::Sector) -> Self::Keyframe;

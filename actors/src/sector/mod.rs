@@ -22,7 +22,7 @@ pub mod messages;
 mod tests;
 
 use std::collections::HashMap;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -236,12 +236,21 @@ impl<G: Game> SectorCell<G> {
 }
 
 /// The sector's clock: a task that sends `Tick` every period while the sector is awake. A sector with no
-/// subscribers whose last tick changed nothing falls asleep (no timer, no messages) until a ship enters.
+/// subscribers whose last tick changed nothing falls asleep (no timer, no messages) until a ship enters. A sector
+/// with subscribers rests when [`REST_AFTER_TICKS`] ticks in a row changed nothing and read nothing: it ticks again
+/// as soon as one of its connections has input (its poller turns readable), a message reaches the actor, or
+/// [`REST_CHECK`] has passed.
 #[derive(Debug, Default)]
 struct Ticker {
     awake: std::sync::atomic::AtomicBool,
+    resting: std::sync::atomic::AtomicBool,
     wake: tokio::sync::Notify,
 }
+
+/// Quiet ticks (no change, no input, nothing owed) after which a sector with subscribers rests.
+const REST_AFTER_TICKS: u32 = 3;
+/// The longest a resting sector goes without a tick (a safety net: input and messages wake it at once).
+const REST_CHECK: Duration = Duration::from_secs(1);
 
 impl Ticker {
     fn is_awake(&self) -> bool {
@@ -253,6 +262,35 @@ impl Ticker {
         if awake && !was {
             self.wake.notify_one();
         }
+    }
+
+    fn is_resting(&self) -> bool {
+        self.resting.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Rests from the next timer tick on.
+    fn rest(&self) {
+        self.resting.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Ends a rest at once (a message reached the actor).
+    fn stir(&self) {
+        if self.resting.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The sector poller's descriptor, watched by the ticker of a resting sector. It holds the cell, which owns the
+/// poller (set once, never replaced), so the descriptor stays open and the same for as long as this value lives.
+struct PollFd<G: Game> {
+    fd: RawFd,
+    _owner: Arc<SectorCell<G>>,
+}
+
+impl<G: Game> AsRawFd for PollFd<G> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
     }
 }
 
@@ -336,6 +374,10 @@ pub struct SectorState<G: Game> {
     meters: Meters,
     /// Scratch list of connections with input, reused every tick.
     ready: Vec<Arc<SessionLink>>,
+    /// Whether this tick read a client message (WebSocket pings and pongs do not count: they change nothing).
+    heard: bool,
+    /// Ticks in a row that changed nothing, read nothing and owed nothing (see [`Ticker`]).
+    quiet_ticks: u32,
 }
 
 impl<G: Game> SectorState<G> {
@@ -464,6 +506,7 @@ impl<G: Game> SectorState<G> {
                     return;
                 }
                 Some(Input::Message(decoded)) => {
+                    self.heard = true;
                     self.meters.inputs.increment(1);
                     self.dispatch(link, decoded);
                 }
@@ -546,6 +589,7 @@ impl<G: Game> SectorState<G> {
             }
         }
         self.last_tick = Some(started);
+        self.heard = false;
         self.read_inputs();
         let delta = self.game.tick(&mut self.state, self.config.dt());
         self.tick += 1;
@@ -562,7 +606,16 @@ impl<G: Game> SectorState<G> {
             self.checkpoint();
         }
         let idle = !changed && self.subscribers.is_empty();
-        if (idle && self.dirty) || self.last_snapshot.elapsed() >= self.config.snapshot_interval {
+        // At rest: nothing moved and nobody sent anything, so the next tick cannot change anything either.
+        let quiet = !changed
+            && !self.heard
+            && !self.owes_keyframes
+            && !self.dilation.is_dilated()
+            && self.cell.io.lock().carry.is_empty();
+        self.quiet_ticks = if quiet { self.quiet_ticks.saturating_add(1) } else { 0 };
+        let resting = !idle && self.quiet_ticks >= REST_AFTER_TICKS;
+        // A state that did not change is not written again.
+        if self.dirty && (idle || resting || self.last_snapshot.elapsed() >= self.config.snapshot_interval) {
             self.last_snapshot = Instant::now();
             self.dirty = false;
             self.persister.submit(self.snapshot());
@@ -573,6 +626,11 @@ impl<G: Game> SectorState<G> {
             self.ticker.set_awake(false);
             self.last_tick = None;
             self.dilation.reset();
+        } else if resting {
+            // Subscribers, but nothing moving and no input: tick again when input or a message arrives. (The
+            // journal of a resting sector grows by one entry per tick it still runs; `checkpoint_ticks` bounds it.)
+            self.ticker.rest();
+            self.last_tick = None;
         }
         self.meters.ticks.increment(1);
         // The whole tick's work (inputs, rules, fan-out): the one measurement dilation needs.
@@ -703,6 +761,8 @@ impl<G: Game> SectorState<G> {
         }
         let now = now_millis();
         self.meters.commands.increment(1);
+        // A command may change what deltas do not show (credits, cargo): the next snapshot interval writes it.
+        self.dirty = true;
         let durable = self.game.durable(&command);
         match self.game.handle(&mut self.state, link.entity, command.clone(), now) {
             Ok(outcome) => {
@@ -861,6 +921,8 @@ impl<G: Game> Actor for SectorActor<G> {
             ticker: Arc::new(Ticker::default()),
             meters: Meters::new(),
             ready: Vec::new(),
+            heard: false,
+            quiet_ticks: 0,
         };
         {
             let mut io = s.cell.io.lock();
@@ -901,6 +963,22 @@ impl<G: Game> Actor for SectorActor<G> {
         // land at once; a sleeping sector gives its phase back.
         let ticker = Arc::clone(&state.ticker);
         ticker.set_awake(true);
+        // The poller's descriptor turns readable when a subscriber's connection has input: what ends a rest.
+        let poll_fd = {
+            let io = state.cell.io.lock();
+            io.poll.as_ref().map(|p| PollFd {
+                fd: p.as_raw_fd(),
+                _owner: Arc::clone(&state.cell),
+            })
+        };
+        // `AsyncFd::with_interest` is deprecated for I/O safety (the descriptor must stay open while registered):
+        // `PollFd` guarantees that by owning the cell that owns the poller, and `unsafe` is forbidden here.
+        #[allow(deprecated)]
+        let input_ready = poll_fd.and_then(|fd| {
+            tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)
+                .map_err(|e| warn!(error = %e, "resting sectors will wake only on messages and every second"))
+                .ok()
+        });
         tokio::spawn(async move {
             let wheel = PhaseWheel::global();
             let phased = |slot: &PhaseSlot<'_>| {
@@ -919,6 +997,26 @@ impl<G: Game> Actor for SectorActor<G> {
                     slot = wheel.acquire();
                     interval = phased(&slot);
                     continue;
+                }
+                if ticker.is_resting() {
+                    let input = async {
+                        match &input_ready {
+                            Some(fd) => match fd.readable().await {
+                                // The sector reads the poller itself, at the tick this wakes.
+                                Ok(mut guard) => guard.clear_ready(),
+                                Err(_) => std::future::pending().await,
+                            },
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = ticker.wake.notified() => {}
+                        () = input => {}
+                        () = tokio::time::sleep(REST_CHECK) => {}
+                    }
+                    ticker.resting.store(false, std::sync::atomic::Ordering::Release);
+                    // Tick now, then at the slot's phase again (not a burst of the ticks missed while resting).
+                    interval = phased(&slot);
                 }
                 if myself.cast(SectorMsg::Tick).is_err() {
                     break;
@@ -940,6 +1038,9 @@ impl<G: Game> Actor for SectorActor<G> {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, SectorMsg::Tick) {
+            state.ticker.stir();
+        }
         match msg {
             SectorMsg::Tick => state.on_timer(),
             SectorMsg::Enter { avatar, link, reply } => {

@@ -36,6 +36,10 @@ pub(super) fn take_simulated_work() -> Duration {
 #[derive(Debug, Default)]
 struct Clockwork {
     cost_us: AtomicU64,
+    /// The dial stands still: ticks change nothing (a sector at rest).
+    still: std::sync::atomic::AtomicBool,
+    /// Simulated ticks so far.
+    ticks: AtomicU64,
 }
 
 impl Clockwork {
@@ -122,6 +126,10 @@ impl Game for Clockwork {
     fn tick(&self, sector: &mut Dial, dt: f32) -> Option<Turned> {
         let cost = Duration::from_micros(self.cost_us.load(Ordering::Relaxed));
         SIMULATED_WORK.with(|w| w.set(w.get() + cost));
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+        if self.still.load(Ordering::Relaxed) {
+            return None;
+        }
         sector.angle += f64::from(dt);
         Some(Turned { angle: sector.angle })
     }
@@ -449,4 +457,70 @@ async fn a_dilated_sector_replays_its_journal_to_the_same_state() {
     assert!(factors(&frames).iter().all(|&f| f < 0.5), "still dilated");
     let d = deltas(&frames);
     assert_eq!(d.first().unwrap().0, tick + 1, "ticks continue from the replayed state");
+}
+
+/// A masked client text frame (RFC 6455 5.3), as a browser sends it.
+fn masked_text(text: &str) -> Vec<u8> {
+    let mask = [0x5au8, 0x13, 0xc7, 0x08];
+    let payload = text.as_bytes();
+    assert!(payload.len() < 126);
+    let mut out = vec![0x81, 0x80 | payload.len() as u8];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sector_at_rest_stops_ticking_and_input_wakes_it_at_once() {
+    use std::io::Write;
+    let mut rig = Rig::start().await;
+    let ticks = |rig: &Rig| rig.game.ticks.load(Ordering::Relaxed);
+    rig.run_for(1.0).await;
+    let moving = ticks(&rig);
+    assert!(moving >= 19, "{moving} ticks in 1 s while the dial turns");
+
+    // Nothing changes any more and nobody sends anything: after three quiet ticks the sector rests, with only
+    // the 1 s safety tick left (20 a second otherwise).
+    rig.game.still.store(true, Ordering::Relaxed);
+    rig.run_for(1.0).await;
+    let before = ticks(&rig);
+    assert!(
+        deltas(&rig.run_for(5.0).await).is_empty(),
+        "nothing changed, nothing sent"
+    );
+    let rested = ticks(&rig) - before;
+    assert!(rested <= 6, "{rested} ticks in 5 s at rest (100 when ticking)");
+
+    // Input ends the rest at once, wherever the sector is between its safety ticks: a tick within two periods
+    // each time, where waiting for the safety tick would take up to a second.
+    let conn = Arc::clone(&rig.cell.subscribers.lock()[0].conn);
+    let ping = orrery_protocol::ClientFrame::<u32>::new(Some(7), orrery_protocol::ClientMessage::Ping);
+    let ping = masked_text(&codec::client_to_json(&ping));
+    for pause in [0.35, 0.45, 0.6] {
+        rig.run_for(pause).await;
+        let before = ticks(&rig);
+        rig.client.write_all(&ping).unwrap();
+        // Game time stands still until the bytes are in the server's socket (loopback can lag under load).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !conn.heard_unread() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the ping never reached the server's socket"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            ticks(&rig) > before,
+            "no tick within 100 ms of input to a resting sector"
+        );
+    }
+
+    // A game that changes on its own while nobody sends anything is noticed by the safety tick, within a second,
+    // and ticks at 20 Hz again from there.
+    rig.game.still.store(false, Ordering::Relaxed);
+    let before = ticks(&rig);
+    rig.run_for(2.0).await;
+    let n = ticks(&rig) - before;
+    assert!(n >= 20, "{n} ticks in the 2 s after the dial turns again");
 }
