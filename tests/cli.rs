@@ -152,5 +152,8 @@ async fn guests_purge_deletes_guests_that_never_came_back() {
         .await
         .unwrap();
     let (head, _) = raw::read_head(&mut s).await;
-    assert!(head.starts_with("HTTP/1.1 401"), "the purged guest's token no longer works: {head}");
+    assert!(
+        head.starts_with("HTTP/1.1 401"),
+        "the purged guest's token no longer works: {head}"
+    );
 }

@@ -78,7 +78,10 @@ async fn ping_flood_is_closed_with_1008_while_the_sector_keeps_streaming() {
         w.client.delta().await;
         deltas += 1;
     }
-    assert!(deltas >= 20, "the watcher got {deltas} deltas in 2 s (20 Hz would be 40)");
+    assert!(
+        deltas >= 20,
+        "the watcher got {deltas} deltas in 2 s (20 Hz would be 40)"
+    );
 
     let (t2, _) = server.guest("Continuations").await;
     let mut c = RawWs::connect(server.addr(), &t2).await;
