@@ -4,7 +4,8 @@
 //!
 //! One task per node sweeps every session once per second (or more often when the configured intervals are
 //! shorter). A connection silent for `ws_ping_interval` is sent a ping; one silent for `ws_timeout` (nothing read,
-//! not even the pong, and nothing waiting unread in its socket) is closed with 4002 and aborted, and its session
+//! not even the pong, and nothing waiting unread in its socket) is closed with 4002 and aborted (at the last sweep
+//! before that: between one sweep period and zero early, never late), and its session
 //! is told the connection ended: it parks the ship and frees the character.
 
 use std::sync::Arc;
@@ -27,7 +28,10 @@ pub fn spawn<G: Game>(directory: Arc<Directory<G>>, config: Arc<EngineConfig>) -
     let pings = metrics::counter!("orrery_ws_pings_sent_total");
     let timeouts = metrics::counter!("orrery_ws_timeouts_total");
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(sweep_period(&config));
+        let period = sweep_period(&config);
+        // A connection is closed at the last sweep before it has been silent for `ws_timeout`, never after.
+        let give_up = config.ws_timeout.saturating_sub(period);
+        let mut every = tokio::time::interval(period);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
@@ -44,7 +48,7 @@ pub fn spawn<G: Game>(directory: Arc<Directory<G>>, config: Arc<EngineConfig>) -
                 if silent < config.ws_ping_interval || link.conn.heard_unread() {
                     continue;
                 }
-                if silent >= config.ws_timeout {
+                if silent >= give_up {
                     debug!(session = %link.session, silent_ms = silent.as_millis() as u64, "closing a silent connection");
                     timeouts.increment(1);
                     // Best effort: a client that stopped reading will not see it, so the socket is aborted too.
