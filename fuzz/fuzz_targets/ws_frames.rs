@@ -1,0 +1,5 @@
+//! Fuzz target `ws_frames`: see `../src/bodies.rs`. Run from `fuzz/`:
+//! `cargo +nightly fuzz run ws_frames -- -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -runs=10000000`
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| orrery_fuzz::ws_frames(data));
