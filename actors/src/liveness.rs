@@ -39,13 +39,13 @@ pub fn spawn<G: Game>(directory: Arc<Directory<G>>, config: Arc<EngineConfig>) -
             // session's handle each second is most of an idle node's sweep cost).
             let mut due = Vec::new();
             directory.for_each_session(|link| {
-                if !link.conn.is_closed() && link.conn.silent_for() >= config.ws_ping_interval {
-                    due.push(Arc::clone(link));
+                let silent = link.conn.silent_for();
+                if !link.conn.is_closed() && silent >= config.ws_ping_interval {
+                    due.push((Arc::clone(link), silent));
                 }
             });
-            for link in due {
-                let silent = link.conn.silent_for();
-                if silent < config.ws_ping_interval || link.conn.heard_unread() {
+            for (link, silent) in due {
+                if link.conn.heard_unread() {
                     continue;
                 }
                 if silent >= give_up {

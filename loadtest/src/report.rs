@@ -882,15 +882,19 @@ mod tests {
         m.floor = true;
         let r = evaluate(&slo, &m);
         assert!(r.passed, "{r:?}");
-        let skipped: Vec<_> = r
-            .checks
-            .iter()
-            .filter(|c| c.status == "skipped")
-            .map(|c| c.name)
-            .collect();
+        let skipped = skipped(&r);
         assert_eq!(skipped, vec!["max_rtt_p99_ms", "max_tick_overrun_ratio"]);
         m.delivered_ratio = Some(0.5);
         assert!(!evaluate(&slo, &m).passed, "delivery still counts against the floor");
+    }
+
+    /// The names of the objectives a result skipped.
+    fn skipped(r: &SloResult) -> Vec<&'static str> {
+        r.checks
+            .iter()
+            .filter(|c| c.status == "skipped")
+            .map(|c| c.name)
+            .collect()
     }
 
     #[test]
@@ -918,12 +922,7 @@ mod tests {
         };
         let r = evaluate(&slo, &m);
         assert!(r.passed, "{r:?}");
-        let skipped: Vec<_> = r
-            .checks
-            .iter()
-            .filter(|c| c.status == "skipped")
-            .map(|c| c.name)
-            .collect();
+        let skipped = skipped(&r);
         assert_eq!(
             skipped,
             vec!["min_delivered_ratio", "max_rtt_p99_ms", "max_unresolved_ratio"]

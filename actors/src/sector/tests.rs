@@ -181,32 +181,8 @@ impl Rig {
         directory.add_sector(id, region);
         let config = Arc::new(config());
         let (actor, stopped) = spawn(&game, &cell, &directory, &config).await;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let client = enter(&actor, id, "Ada", Encoding::Json).await;
         client.set_nonblocking(true).unwrap();
-        let (server_side, _) = listener.accept().unwrap();
-        let conn = Conn::new(server_side, OutboxLimits::default()).unwrap();
-        let character = Uuid::new_v4();
-        let link = SessionLink::new(
-            Uuid::new_v4(),
-            character,
-            "Ada".into(),
-            character,
-            conn,
-            Encoding::Json,
-            id,
-        );
-        actor
-            .call(
-                |reply| SectorMsg::Enter {
-                    avatar: Hand { id: character },
-                    link,
-                    reply,
-                },
-                None,
-            )
-            .await
-            .unwrap();
         Rig {
             game,
             cell,
@@ -263,6 +239,41 @@ impl Rig {
         }
         out
     }
+}
+
+/// A new character entering the sector over a loopback connection; returns the client end of the socket.
+async fn enter(
+    actor: &ActorRef<SectorMsg<Clockwork>>,
+    sector: SectorId,
+    name: &str,
+    encoding: Encoding,
+) -> std::net::TcpStream {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    let conn = Conn::new(server_side, OutboxLimits::default()).unwrap();
+    let character = Uuid::new_v4();
+    let link = SessionLink::new(
+        Uuid::new_v4(),
+        character,
+        name.into(),
+        character,
+        conn,
+        encoding,
+        sector,
+    );
+    actor
+        .call(
+            |reply| SectorMsg::Enter {
+                avatar: Hand { id: character },
+                link,
+                reply,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    client
 }
 
 async fn spawn(
@@ -362,31 +373,7 @@ async fn a_client_entering_a_dilated_sector_is_told_after_its_keyframe() {
     let told = *factors(&frames).last().expect("dilated");
     assert!((0.2..=0.3).contains(&told), "100 ms of work for a 25 ms budget: {told}");
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server_side, _) = listener.accept().unwrap();
-    let conn = Conn::new(server_side, OutboxLimits::default()).unwrap();
-    let character = Uuid::new_v4();
-    let link = SessionLink::new(
-        Uuid::new_v4(),
-        character,
-        "Bo".into(),
-        character,
-        conn,
-        Encoding::Binary,
-        rig.cell.id,
-    );
-    rig.actor
-        .call(
-            |reply| SectorMsg::Enter {
-                avatar: Hand { id: character },
-                link,
-                reply,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let mut client = enter(&rig.actor, rig.cell.id, "Bo", Encoding::Binary).await;
     // The keyframe, then time_dilation (binary frames: 0x82, a short length, the postcard payload).
     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut kinds = Vec::new();
