@@ -12,13 +12,15 @@ driver never is what loads the server):
 - slowloris: HTTP connections that send their request head a byte a second and never finish it: the server must
   close them within --http-header-timeout;
 - silent: connect, then neither read nor write: the server must close the connection within --ws-timeout (close
-  4002); the connection's TCP state is watched without reading it;
+  4002, or a reset when the sector's deltas filled the client's receive window); the connection's TCP state is
+  watched without reading it;
 - chat: a chat line with U+202E (a bidirectional override) must get an `invalid_chat` error, and the connection
   must stay usable.
 
 Every expectation met and every surprise is counted; a JSON summary goes to stdout (and to --json) at the end.
 Guests are put in one quiet sector (the last non-nexus sector of GET /v1/world, which the load tester's rooms, the
-first sectors, do not use), so the silent clients do not pile up deltas; the server needs --allow-spawn-choice.
+first sectors, do not use), so the silent clients see few deltas (only the reconnect clients' ships); the server
+needs --allow-spawn-choice.
 
     python3 benches/soak_hostile.py --server 127.0.0.1:7880 --duration 3600 [--json out.json]
 
@@ -434,10 +436,13 @@ def silent_cycle(t: Target, token: str, ws_timeout: float) -> None:
         else:
             TALLY.surprise("silent_closed_late", f"closed after {closed_after:.1f} s (--ws-timeout {ws_timeout} s)")
         # Now read (without answering anything: the socket is closed) what the server sent meanwhile: its pings,
-        # then a close frame 4002.
+        # then a close frame 4002, or, when the deltas of the sector had filled this client's receive window so that
+        # the close frame could not be sent, a reset.
         opcodes, code, how = drain_frames(s.ws, 5.0)
         if code == 4002:
             TALLY.ok("silent_close_4002")
+        elif how.startswith("reset"):
+            TALLY.ok("silent_reset_window_full")
         else:
             TALLY.surprise("silent_close_code", f"ended by {how}, code {code}, frames {dict(Counter(opcodes))}")
         TALLY.timing("silent_pings_received", float(opcodes.count(oc.OP_PING)))

@@ -161,7 +161,7 @@ async fn a_silent_client_is_timed_out_and_a_new_login_supersedes_an_old_one() {
     cfg.engine.ws_timeout = Duration::from_secs(1);
     let server = TestServer::start_with(cfg).await;
     let (token, character) = server.guest("Silent").await;
-    let silent = RawWs::connect(server.addr(), &token).await;
+    let mut silent = RawWs::connect(server.addr(), &token).await;
     assert!(wait_for(async || sessions(&server).await == 1, Duration::from_secs(5)).await);
     // It never reads or writes again: the liveness sweep pings it, then gives up on it.
     assert!(
@@ -170,6 +170,8 @@ async fn a_silent_client_is_timed_out_and_a_new_login_supersedes_an_old_one() {
     );
     assert!(server.metric("orrery_ws_pings_sent_total").await >= 1.0);
     assert!(server.metric("orrery_ws_timeouts_total").await >= 1.0);
+    // What it was sent meanwhile is still there to read, ending with the close frame.
+    assert_eq!(silent.until_close().await.0, Some(4002));
     drop(silent);
     let mut again = Client::join(&server, &token, Encoding::Json).await;
     assert!(again.keyframe.ships.iter().any(|s| s.owner == character));
@@ -516,4 +518,50 @@ async fn owed_trade_replies_are_delivered_before_the_shutdown_close() {
             "a trade was applied ({applied}) but its reply arrived ({acked})"
         );
     }
+}
+
+/// Case 4, a client that stopped reading while its sector kept streaming to it: its receive window is full, so a
+/// FIN could never reach it; the server must still end the connection at the timeout (it resets it) and release
+/// the character, rather than leave the socket open in the kernel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stopped_reading_is_reset_at_the_timeout() {
+    let mut cfg = config(temp_dir());
+    cfg.engine.ws_ping_interval = Duration::from_millis(500);
+    cfg.engine.ws_timeout = Duration::from_secs(2);
+    let server = TestServer::start_with(cfg).await;
+    let (mover_token, _) = server.guest("Mover").await;
+    let mut mover = Client::join(&server, &mover_token, Encoding::Json).await;
+    mover.client.command(Command::Thrust { vx: 3.0, vy: 2.0 }).await;
+    // The mover reads everything (and so answers the liveness pings) until the test ends.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = mover.client.ws_next().await {} });
+
+    // A tiny receive buffer, never read: the keyframe and the mover's deltas close its window at once.
+    let (token, character) = server.guest("Stalled").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let mut stalled = socket.connect(server.addr()).await.unwrap();
+    stalled
+        .write_all(raw::upgrade_request(&token, "").as_bytes())
+        .await
+        .unwrap();
+    let local = stalled.local_addr().unwrap();
+    assert!(wait_for(async || sessions(&server).await == 2, Duration::from_secs(5)).await);
+    assert!(
+        still_established(local),
+        "the table lookup does not see an open connection"
+    );
+
+    assert!(
+        wait_for(async || sessions(&server).await == 1, Duration::from_secs(6)).await,
+        "the stalled session was not ended"
+    );
+    assert!(
+        wait_for(async || !still_established(local), Duration::from_secs(3)).await,
+        "the server timed the session out but the client's socket is still established"
+    );
+    // Its character is free again.
+    let again = Client::join(&server, &token, Encoding::Binary).await;
+    assert!(again.keyframe.ships.iter().any(|s| s.owner == character));
+    assert!(!reader.is_finished(), "the mover's connection ended");
+    drop(stalled);
 }

@@ -9,7 +9,8 @@
 //! Backpressure policy: while a connection has more than `soft_limit` bytes pending, deltas offered to it are
 //! dropped (counted in `orrery_deltas_dropped_total`) and the connection is marked stale; once its queue has
 //! drained, the sector sends it a fresh keyframe instead of the next delta. Reliable frames (welcome, keyframes,
-//! replies, chat) are always queued, but a connection whose queue passes `hard_limit` is closed with code 4000.
+//! replies, chat) are always queued, but a connection whose queue passes `hard_limit` is reset (a close frame would wait
+//! behind everything queued, so code 4000 cannot reach such a client; see [`Conn::abort`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -502,9 +503,13 @@ impl Conn {
         self.start_flusher(&mut out);
     }
 
-    /// Marks the connection dead at once (the peer vanished).
+    /// Marks the connection dead at once (the peer vanished or stopped reading). The socket is shut down and set to
+    /// be reset when its descriptor is closed (`SO_LINGER` 0): a peer that stopped reading has a full receive window,
+    /// so a FIN would wait behind unsent bytes for as long as the kernel keeps probing the window, and the
+    /// connection would stay open on the peer's side and in the server's kernel.
     pub fn abort(&self) {
         self.dead.store(true, Ordering::Release);
+        let _ = socket2::SockRef::from(self.io.get_ref()).set_linger(Some(std::time::Duration::ZERO));
         self.shutdown(std::net::Shutdown::Both);
     }
 
@@ -535,8 +540,7 @@ impl Conn {
         }
         if out.pending_bytes > self.limits.hard_limit {
             metrics::counter!("orrery_slow_consumers_closed_total").increment(1);
-            self.dead.store(true, Ordering::Release);
-            self.shutdown(std::net::Shutdown::Both);
+            self.abort();
             return false;
         }
         true

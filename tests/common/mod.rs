@@ -547,3 +547,14 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Whether the kernel still holds this side of a loopback TCP connection as established (read from
+/// `/proc/net/tcp`, so that the test can watch the socket without reading from it).
+pub fn still_established(local: std::net::SocketAddr) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp is readable");
+    let me = format!(":{:04X}", local.port());
+    table.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.len() > 3 && cols[1].ends_with(&me) && cols[3] == "01"
+    })
+}
