@@ -141,16 +141,16 @@ fn delta_encoding(c: &mut Criterion) {
         let frame = delta_frame(&game, steered);
         eprintln!(
             "delta of 100 moving ships, {what}: JSON {} B, binary {} B ({} B as a WebSocket frame)",
-            codec::server_to_json(&frame).len(),
-            codec::server_to_bin(&frame).len(),
+            codec::server_to_json(&frame).unwrap().len(),
+            codec::server_to_bin(&frame).unwrap().len(),
             encode_frame(&frame, Encoding::Binary).len(),
         );
     }
     eprintln!("(target: <= 1000 B binary for 100 moving ships; Colyseus: 2001 B)");
 
     let frame = delta_frame(&game, Steered::Half);
-    let json = codec::server_to_json(&frame).len();
-    let bin = codec::server_to_bin(&frame).len();
+    let json = codec::server_to_json(&frame).unwrap().len();
+    let bin = codec::server_to_bin(&frame).unwrap().len();
     let framed = encode_frame(&frame, Encoding::Binary).len();
     let mut group = c.benchmark_group("delta_100_ships_half_steered");
     group.throughput(Throughput::Bytes(json as u64));

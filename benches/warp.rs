@@ -108,18 +108,17 @@ fn board(rt: &tokio::runtime::Runtime, node: &Node<SpaceTrade>, sector: SectorId
         sector,
     );
     // An arrival from nowhere: the sector admits the ship, subscribes the link and writes `warped` + a keyframe.
-    let admitted = node.directory.sector(sector).is_some_and(|actor| {
-        actor
-            .cast(SectorMsg::Admit(Transfer {
-                avatar: ship,
-                from: sector,
-                to: sector,
-                link: Some(Arc::clone(&link)),
-                req_id: None,
-                attempts: 0,
-            }))
-            .is_ok()
+    let parcel = node.directory.post(Transfer {
+        avatar: ship,
+        from: sector,
+        to: sector,
+        link: Some(Arc::clone(&link)),
+        req_id: None,
     });
+    let admitted = node
+        .directory
+        .sector(sector)
+        .is_some_and(|actor| actor.cast(SectorMsg::Admit(parcel)).is_ok());
     assert!(admitted, "sector {sector} is not running");
     let mut client = Client {
         stream: client,

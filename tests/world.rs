@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use common::*;
 use orrery_engine::galaxy::{generate, Galaxy};
@@ -145,6 +146,58 @@ async fn cross_region_warp_goes_through_the_nexus() {
         })
         .await;
     assert_eq!(ships.iter().filter(|s| s.owner == c).count(), 1);
+}
+
+/// A failed nexus is restarted and registered again: after two failures in a row (the second one used to take the
+/// node's root down, and after the first the fabric kept the dead nexus), cross-region warps still go through it and
+/// global chat still reaches everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_nexus_is_restarted_and_carries_crossings_and_global_chat_again() {
+    let server = TestServer::start().await;
+    for n in 1..=2 {
+        assert_eq!(server.admin_post("/v1/admin/nexus/crash").await.status(), 202);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while server.metric("orrery_nexus_restarts_total").await < f64::from(n) {
+            assert!(tokio::time::Instant::now() < deadline, "the nexus was not restarted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let health = server.http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let (tl, _) = server.guest("Listener").await;
+    let mut listener = Client::join(&server, &tl, Encoding::Json).await;
+    let (t, c) = server.guest("Voyager").await;
+    let mut j = Client::join(&server, &t, Encoding::Binary).await;
+    let g = generate(small_galaxy());
+    let region_of = |id: Uuid| g.sector(id).unwrap().0.id;
+    let home = region_of(j.sector);
+    let before = nexus_transfers(&server).await;
+    let mut at = j.sector;
+    for next in path(&g, j.sector, |s| region_of(s) != home) {
+        assert_eq!(warp(&mut j.client, next).await, (at, next));
+        at = next;
+    }
+    assert!(
+        nexus_transfers(&server).await > before,
+        "the new nexus carried the crossing"
+    );
+    j.client
+        .send(ClientMessage::Chat {
+            channel: ChatChannel::Global,
+            text: "hello from the far side".into(),
+        })
+        .await;
+    let heard = listener
+        .client
+        .recv_until(|f| match &f.msg {
+            ServerMessage::Chat {
+                channel, from, text, ..
+            } => Some((*channel, *from, text.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(heard, (ChatChannel::Global, c, "hello from the far side".to_string()));
 }
 
 async fn nexus_transfers(server: &TestServer) -> f64 {

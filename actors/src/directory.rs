@@ -1,7 +1,8 @@
 //! Node-wide lookup tables (sector actors, sessions, online characters) and the routing contract sectors use.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use orrery_engine::{EntityId, Game, RegionId, SectorId};
@@ -98,8 +99,6 @@ pub struct Transfer<G: Game> {
     pub link: Option<Arc<SessionLink>>,
     /// The request id of the `warp` command, echoed by `warped`.
     pub req_id: Option<u64>,
-    /// Delivery attempts so far (a target that is restarting is retried).
-    pub attempts: u32,
 }
 
 impl<G: Game> std::fmt::Debug for Transfer<G> {
@@ -107,15 +106,35 @@ impl<G: Game> std::fmt::Debug for Transfer<G> {
         f.debug_struct("Transfer")
             .field("from", &self.from)
             .field("to", &self.to)
-            .field("attempts", &self.attempts)
             .finish()
     }
 }
 
+/// The handle of a ship in transit. The ship itself (its [`Transfer`]) stays in the [`Directory`] until the target
+/// sector takes it, so a handle lost on the way (a mailbox dropped with a crashing actor, a failed hop) loses
+/// nothing: the directory's overdue parcels are delivered again, and sent back to their origin when the target stays
+/// unreachable. Handles may be duplicated freely; only the first one to reach the current target takes the ship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parcel {
+    pub id: u64,
+    pub from: SectorId,
+    pub to: SectorId,
+    /// Delivery attempts of this handle so far (a target that is restarting is retried).
+    pub attempts: u32,
+}
+
+/// A posted ship, with the times its delivery was started and last driven.
+struct Posted<G: Game> {
+    transfer: Transfer<G>,
+    posted: Instant,
+    driven: Instant,
+}
+
 /// How sectors reach the rest of the actor tree (implemented by the region layer).
 pub trait Fabric<G: Game>: Send + Sync + 'static {
-    /// Carries a ship to its target sector: through the region supervisor, and the nexus when regions differ.
-    fn transfer(&self, transfer: Transfer<G>);
+    /// Carries a posted ship ([`Directory::post`]) to its target sector: through the region supervisor, and the
+    /// nexus when regions differ.
+    fn transfer(&self, parcel: Parcel);
     /// Sends an encoded global chat line to every session on the node (through the nexus).
     fn global_chat(&self, from: Uuid, name: String, text: String);
 }
@@ -130,6 +149,9 @@ pub struct Directory<G: Game> {
     sectors: DashMap<SectorId, SectorEntry<G>>,
     sessions: DashMap<Uuid, Arc<SessionLink>>,
     online: DashMap<Uuid, Uuid>,
+    /// Ships between two sectors, by parcel id.
+    parcels: DashMap<u64, Posted<G>>,
+    next_parcel: AtomicU64,
     /// A graceful shutdown has begun: sectors stop reading client input (no new commands), so that every reply
     /// already owed can be delivered before sessions are closed.
     draining: AtomicBool,
@@ -150,6 +172,8 @@ impl<G: Game> Default for Directory<G> {
             sectors: DashMap::new(),
             sessions: DashMap::new(),
             online: DashMap::new(),
+            parcels: DashMap::new(),
+            next_parcel: AtomicU64::new(1),
             draining: AtomicBool::new(false),
         }
     }
@@ -249,5 +273,81 @@ impl<G: Game> Directory<G> {
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Takes custody of a ship leaving its sector; the returned handle is what travels to the target.
+    pub fn post(&self, transfer: Transfer<G>) -> Parcel {
+        let id = self.next_parcel.fetch_add(1, Ordering::Relaxed);
+        let parcel = Parcel {
+            id,
+            from: transfer.from,
+            to: transfer.to,
+            attempts: 0,
+        };
+        let now = Instant::now();
+        self.parcels.insert(
+            id,
+            Posted {
+                transfer,
+                posted: now,
+                driven: now,
+            },
+        );
+        metrics::gauge!("orrery_transfers_in_flight").increment(1.0);
+        parcel
+    }
+
+    /// Hands the ship over to the sector `at`, if the parcel is still on its way there (a duplicate or stale handle,
+    /// or one for a parcel since sent back to its origin, gets `None`).
+    pub fn take_parcel(&self, parcel: Parcel, at: SectorId) -> Option<Transfer<G>> {
+        let (_, posted) = self.parcels.remove_if(&parcel.id, |_, p| p.transfer.to == at)?;
+        metrics::gauge!("orrery_transfers_in_flight").decrement(1.0);
+        Some(posted.transfer)
+    }
+
+    /// Sends a parcel back where it came from, if `parcel` is its current handle (so that two parties giving up on
+    /// the same delivery do not send it back and forth). Returns the new handle.
+    pub fn return_parcel(&self, parcel: Parcel) -> Option<Parcel> {
+        let mut p = self.parcels.get_mut(&parcel.id)?;
+        if p.transfer.from != parcel.from || p.transfer.to != parcel.to {
+            return None;
+        }
+        let t = &mut p.transfer;
+        std::mem::swap(&mut t.from, &mut t.to);
+        let now = Instant::now();
+        p.posted = now;
+        p.driven = now;
+        metrics::counter!("orrery_transfers_returned_total").increment(1);
+        Some(Parcel {
+            id: parcel.id,
+            from: p.transfer.from,
+            to: p.transfer.to,
+            attempts: 0,
+        })
+    }
+
+    /// The parcels not taken within `redrive` of their last delivery attempt (marked as driven now), each with how
+    /// long ago it was posted (or last returned).
+    pub fn overdue_parcels(&self, redrive: Duration) -> Vec<(Parcel, Duration)> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for mut entry in self.parcels.iter_mut() {
+            if now.duration_since(entry.driven) >= redrive {
+                entry.driven = now;
+                let parcel = Parcel {
+                    id: *entry.key(),
+                    from: entry.transfer.from,
+                    to: entry.transfer.to,
+                    attempts: 0,
+                };
+                due.push((parcel, now.duration_since(entry.posted)));
+            }
+        }
+        due
+    }
+
+    /// Ships between two sectors right now.
+    pub fn parcels_in_flight(&self) -> usize {
+        self.parcels.len()
     }
 }

@@ -25,4 +25,4 @@ pub mod session;
 pub mod store;
 
 pub use config::EngineConfig;
-pub use directory::{Directory, Fabric, SessionLink, Transfer};
+pub use directory::{Directory, Fabric, Parcel, SessionLink, Transfer};

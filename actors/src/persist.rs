@@ -129,14 +129,20 @@ impl Persister {
     /// Waits until everything queued before this call has been written and its acknowledgements have run
     /// (graceful shutdown: every durable reply owed is sent before sessions close).
     pub async fn flush(&self) {
+        self.write(PersistBatch::default()).await;
+    }
+
+    /// Queues a batch that must reach the disk, after everything already queued, and waits for it: true once it is
+    /// written.
+    pub async fn write(&self, batch: PersistBatch) -> bool {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit_durable(
-            PersistBatch::default(),
-            Box::new(move |_| {
-                let _ = tx.send(());
+            batch,
+            Box::new(move |ok| {
+                let _ = tx.send(ok);
             }),
         );
-        let _ = rx.await;
+        rx.await.unwrap_or(false)
     }
 
     fn push(&self, job: Job) {

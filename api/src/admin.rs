@@ -1,4 +1,4 @@
-//! Admin endpoints under `/v1/admin` (bearer admin token): regions, snapshots, and the sector crash hook.
+//! Admin endpoints under `/v1/admin` (bearer admin token): regions, snapshots, and the sector and nexus crash hooks.
 
 use std::sync::Arc;
 
@@ -96,16 +96,35 @@ pub(crate) async fn crash_sector<G: Game>(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&app, &headers)?;
+    require_debug_hooks(&app, &headers)?;
+    let id = parse_id(&id)?;
+    if !app.node.inject_crash(id) {
+        return Err(ApiError::NotFound(format!("sector {id}")));
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "sector": id, "crash": "injected" }))))
+}
+
+/// `POST /v1/admin/nexus/crash`: debug hook (needs `--debug-hooks`) that makes the nexus actor fail; the node's root
+/// restarts it.
+pub(crate) async fn crash_nexus<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_debug_hooks(&app, &headers)?;
+    if !app.node.inject_nexus_crash() {
+        return Err(ApiError::NotFound("nexus".into()));
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "nexus": "crash injected" }))))
+}
+
+/// The debug hooks need the admin token and a server started with `--debug-hooks`.
+fn require_debug_hooks<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<(), ApiError> {
+    require_admin(app, headers)?;
     if !app.node.config.debug_hooks {
         return Err(ApiError::BadRequest(
             "debug_hooks_disabled",
             "start the server with --debug-hooks to use this".into(),
         ));
     }
-    let id = parse_id(&id)?;
-    if !app.node.inject_crash(id) {
-        return Err(ApiError::NotFound(format!("sector {id}")));
-    }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "sector": id, "crash": "injected" }))))
+    Ok(())
 }

@@ -91,6 +91,7 @@ fn operator_routes<G: Game>() -> Router<Arc<App<G>>> {
         .route("/v1/admin/regions/{id}/{action}", post(admin::region_action::<G>))
         .route("/v1/admin/snapshot", post(admin::snapshot::<G>))
         .route("/v1/admin/sectors/{id}/crash", post(admin::crash_sector::<G>))
+        .route("/v1/admin/nexus/crash", post(admin::crash_nexus::<G>))
 }
 
 /// The HTTP routes.

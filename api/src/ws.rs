@@ -171,6 +171,7 @@ pub(crate) async fn upgrade<G: Game>(
             game: Arc::clone(&app2.node.game),
             directory: Arc::clone(&app2.node.directory),
             store: Arc::clone(&app2.node.store),
+            persister: app2.node.persister().clone(),
             config: Arc::clone(&app2.node.config),
             identity,
             session,

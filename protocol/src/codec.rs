@@ -41,6 +41,12 @@ impl Encoding {
     }
 }
 
+/// A server frame that could not be encoded (a game type whose serialization fails). The server logs and counts it,
+/// and sends an `internal` error frame in its place, never an empty or `null` frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not encode a server frame: {0}")]
+pub struct EncodeError(pub String);
+
 /// A message that could not be decoded. `id` is the request id when it could still be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -208,20 +214,20 @@ pub fn client_to_bin<C: Serialize>(frame: &ClientFrame<C>) -> Vec<u8> {
 }
 
 /// Encodes a server frame as JSON text.
-pub fn server_to_json<G: Game>(frame: &ServerFrame<G>) -> String {
-    let value = serde_json::to_value(&frame.msg).unwrap_or(Value::Null);
-    flatten(value, frame.id).to_string()
+pub fn server_to_json<G: Game>(frame: &ServerFrame<G>) -> Result<String, EncodeError> {
+    let value = serde_json::to_value(&frame.msg).map_err(|e| EncodeError(e.to_string()))?;
+    Ok(flatten(value, frame.id).to_string())
 }
 
 /// Encodes a server frame as postcard bytes.
-pub fn server_to_bin<G: Game>(frame: &ServerFrame<G>) -> Vec<u8> {
-    postcard::to_allocvec(frame).unwrap_or_default()
+pub fn server_to_bin<G: Game>(frame: &ServerFrame<G>) -> Result<Vec<u8>, EncodeError> {
+    postcard::to_allocvec(frame).map_err(|e| EncodeError(e.to_string()))
 }
 
 /// Encodes a server frame in the given encoding.
-pub fn server_encode<G: Game>(frame: &ServerFrame<G>, encoding: Encoding) -> Vec<u8> {
+pub fn server_encode<G: Game>(frame: &ServerFrame<G>, encoding: Encoding) -> Result<Vec<u8>, EncodeError> {
     match encoding {
-        Encoding::Json => server_to_json(frame).into_bytes(),
+        Encoding::Json => server_to_json(frame).map(String::into_bytes),
         Encoding::Binary => server_to_bin(frame),
     }
 }
@@ -364,14 +370,14 @@ mod tests {
                 body: orrery_engine::Game::keyframe(&game, &state),
             },
         );
-        let text = server_to_json(&key);
+        let text = server_to_json(&key).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "keyframe");
         assert_eq!(v["id"], 9);
         assert!(v["stations"].is_array() && v["warps"].is_array() && v["ships"].is_array());
         let back = server_from_json::<G>(&text).unwrap();
-        assert_eq!(server_to_json(&back), text);
-        assert_eq!(server_to_bin(&back), server_to_bin(&key));
+        assert_eq!(server_to_json(&back).unwrap(), text);
+        assert_eq!(server_to_bin(&back).unwrap(), server_to_bin(&key).unwrap());
 
         let ship = ShipView {
             h: 0,
@@ -407,7 +413,7 @@ mod tests {
                 },
             },
         );
-        let text = server_to_json(&delta);
+        let text = server_to_json(&delta).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "delta");
         assert!(v.get("id").is_none());
@@ -415,30 +421,30 @@ mod tests {
         assert_eq!(v["moves"], json!([{"h": 1, "x": 10.0, "y": 20.0}]));
         assert_eq!(v["steers"], json!([{"h": 1, "vx": -5.0, "vy": 0.5}]));
         assert_eq!(v["removes"], json!([3]));
-        let bin = server_to_bin(&delta);
-        assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()), bin);
-        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
+        let bin = server_to_bin(&delta).unwrap();
+        assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()).unwrap(), bin);
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()).unwrap(), text);
     }
 
     #[test]
     fn time_dilation_is_flat_in_json_and_the_last_variant_in_binary() {
         let sector = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
         let frame = ServerFrame::<G>::new(None, ServerMessage::TimeDilation { sector, factor: 0.45 });
-        let text = server_to_json(&frame);
+        let text = server_to_json(&frame).unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&text).unwrap(),
             json!({"type": "time_dilation", "sector": sector, "factor": 0.45})
         );
-        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
-        let bin = server_to_bin(&frame);
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()).unwrap(), text);
+        let bin = server_to_bin(&frame).unwrap();
         // No id; variant 8 (after the eight older ones, whose indices are unchanged); the uuid; the f64.
         let mut expected = vec![0x00, 0x08, 0x10];
         expected.extend_from_slice(sector.as_bytes());
         expected.extend_from_slice(&0.45f64.to_le_bytes());
         assert_eq!(bin, expected);
-        assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()), bin);
+        assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()).unwrap(), bin);
         assert_eq!(
-            server_to_bin(&ServerFrame::<G>::new(None, ServerMessage::Pong)),
+            server_to_bin(&ServerFrame::<G>::new(None, ServerMessage::Pong)).unwrap(),
             vec![0x00, 0x05]
         );
     }
@@ -461,17 +467,17 @@ mod tests {
                 sell_price: 11,
             }),
         );
-        let text = server_to_json(&event);
+        let text = server_to_json(&event).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "trade_result");
         assert_eq!(v["cargo"]["ore"], 1);
-        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()), text);
-        let pong = server_to_json(&ServerFrame::<G>::new(Some(1), ServerMessage::Pong));
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()).unwrap(), text);
+        let pong = server_to_json(&ServerFrame::<G>::new(Some(1), ServerMessage::Pong)).unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&pong).unwrap(),
             json!({"type": "pong", "id": 1})
         );
-        let err = server_to_json(&ServerFrame::<G>::error(None, "x_y", "why"));
+        let err = server_to_json(&ServerFrame::<G>::error(None, "x_y", "why")).unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&err).unwrap(),
             json!({"type": "error", "code": "x_y", "message": "why"})
@@ -532,9 +538,9 @@ mod size_tests {
                 body: delta,
             },
         );
-        let bytes = server_to_bin(&frame).len();
+        let bytes = server_to_bin(&frame).unwrap().len();
         assert!(bytes <= 1000, "{bytes} bytes");
-        let json = server_to_json(&frame).len();
+        let json = server_to_json(&frame).unwrap().len();
         assert!(json > bytes, "JSON ({json}) is the readable, larger form");
     }
 }

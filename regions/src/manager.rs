@@ -30,7 +30,7 @@ impl<G: Game> Default for RegionManager<G> {
 
 struct Managed<G: Game> {
     args: RegionArgs<G>,
-    actor: Option<ActorRef<RegionMsg<G>>>,
+    actor: Option<ActorRef<RegionMsg>>,
     restarts: VecDeque<Instant>,
 }
 

@@ -16,8 +16,11 @@ use tracing::{info, warn};
 
 use crate::fabric::NodeFabric;
 use crate::manager::{ManagerMsg, RegionManager};
-use crate::nexus::{Nexus, NexusArgs};
+use crate::nexus::{Nexus, NexusArgs, NexusMsg};
 use crate::region::{RegionArgs, RegionMsg};
+
+/// How often ships in transit are checked for a lost delivery.
+const PARCEL_SWEEP: Duration = Duration::from_millis(500);
 
 /// Failures while starting or stopping the node.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,8 @@ pub enum NodeError {
     Store(#[from] orrery_actors::store::StoreError),
     #[error("could not spawn the actor tree: {0}")]
     Spawn(String),
+    #[error("the snapshot could not be written (see the log)")]
+    NotSaved,
 }
 
 /// The root actor: parent of the nexus and the region manager.
@@ -88,16 +93,18 @@ impl<G: Game> Actor for NodeRoot<G> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, err) = event {
-            if state.fabric.nexus().is_some_and(|n| n.get_id() == cell.get_id()) {
-                warn!(error = %err, "nexus failed; restarting it");
-                let args = NexusArgs {
-                    directory: Arc::clone(&state.directory),
-                    fabric: Arc::clone(&state.fabric),
-                };
-                Actor::spawn_linked(None, Nexus::<G>::default(), args, myself.get_cell()).await?;
-            } else {
+            if cell.get_id() == state.manager.get_id() {
                 return Err(format!("region manager failed: {err}").into());
             }
+            // The root's only other child is the nexus (whichever incarnation of it): start a new one, which
+            // registers itself with the fabric; deliveries that failed meanwhile are retried.
+            warn!(error = %err, "nexus failed; restarting it");
+            metrics::counter!("orrery_nexus_restarts_total").increment(1);
+            let args = NexusArgs {
+                directory: Arc::clone(&state.directory),
+                fabric: Arc::clone(&state.fabric),
+            };
+            Actor::spawn_linked(None, Nexus::<G>::default(), args, myself.get_cell()).await?;
         }
         Ok(())
     }
@@ -121,6 +128,8 @@ pub struct Node<G: Game> {
     persister: Persister,
     persister_task: tokio::task::JoinHandle<()>,
     liveness: tokio::task::JoinHandle<()>,
+    /// Delivers again the ships in transit whose handle was lost ([`NodeFabric::sweep_parcels`]).
+    parcel_sweep: tokio::task::JoinHandle<()>,
     region_of_sector: HashMap<SectorId, RegionId>,
 }
 
@@ -204,6 +213,17 @@ impl<G: Game> Node<G> {
         let manager = ractor::call_t!(root, RootMsg::Manager, 5_000).map_err(|e| NodeError::Spawn(e.to_string()))?;
         info!(sectors = region_of_sector.len(), restored, "actor tree running");
         let liveness = orrery_actors::liveness::spawn(Arc::clone(&directory), Arc::clone(&config));
+        let parcel_sweep = {
+            let fabric = Arc::clone(&fabric);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(PARCEL_SWEEP);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    fabric.sweep_parcels();
+                }
+            })
+        };
         Ok(Self {
             game,
             directory,
@@ -215,8 +235,14 @@ impl<G: Game> Node<G> {
             persister,
             persister_task,
             liveness,
+            parcel_sweep,
             region_of_sector,
         })
+    }
+
+    /// The node's persister: the one writer of snapshots and parked ships.
+    pub fn persister(&self) -> &Persister {
+        &self.persister
     }
 
     /// Debug hook: makes a sector's actor panic. Returns false for an unknown sector.
@@ -230,7 +256,15 @@ impl<G: Game> Node<G> {
         }
     }
 
-    /// Asks every sector for a snapshot and writes them all, with every online ship, in one transaction.
+    /// Debug hook: makes the nexus fail. Returns false if there is no nexus to reach.
+    pub fn inject_nexus_crash(&self) -> bool {
+        self.fabric
+            .nexus()
+            .is_some_and(|n| n.cast(NexusMsg::InjectCrash).is_ok())
+    }
+
+    /// Asks every sector for a snapshot and writes them all, with every online ship, in one transaction, through
+    /// the persister (after everything already queued, so that nothing older can overwrite them).
     pub async fn snapshot_all(&self) -> Result<usize, NodeError> {
         let mut batch = PersistBatch::default();
         for (_, sector) in self.directory.sector_actors() {
@@ -239,8 +273,11 @@ impl<G: Game> Node<G> {
             }
         }
         let n = batch.sectors.len();
-        self.store.save(&batch.sectors, &batch.avatars).await?;
-        Ok(n)
+        if self.persister.write(batch).await {
+            Ok(n)
+        } else {
+            Err(NodeError::NotSaved)
+        }
     }
 
     /// Graceful shutdown, bounded by `timeout` overall: stop reading client input (no new commands), deliver every
@@ -269,6 +306,7 @@ impl<G: Game> Node<G> {
         }
         let _ = tokio::time::timeout_at(deadline, self.root.stop_and_wait(None, None)).await;
         self.persister_task.abort();
+        self.parcel_sweep.abort();
         self.store.close().await;
     }
 }

@@ -6,7 +6,7 @@ use orrery_engine::{EntityId, Game};
 use ractor::RpcReplyPort;
 use uuid::Uuid;
 
-use crate::directory::{SessionLink, Transfer};
+use crate::directory::{Parcel, SessionLink};
 use crate::persist::PersistBatch;
 
 /// Everything a sector actor handles. Per-frame traffic never comes through here: deltas are written to
@@ -33,8 +33,8 @@ pub enum SectorMsg<G: Game> {
         req_id: Option<u64>,
         command: G::Command,
     },
-    /// A ship arriving from another sector.
-    Admit(Transfer<G>),
+    /// A ship arriving from another sector (held by the directory until this sector takes it).
+    Admit(Parcel),
     /// Encode the current state for the store (periodic snapshots use the persister instead).
     Snapshot(RpcReplyPort<PersistBatch>),
     /// Debug hook: panic inside the handler, to exercise supervision.

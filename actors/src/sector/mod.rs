@@ -35,11 +35,11 @@ use orrery_protocol::{
 };
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::EngineConfig;
 use crate::dilation::{Dilation, DilationBoard};
-use crate::directory::{Directory, Fabric, SessionLink, Transfer};
+use crate::directory::{Directory, Fabric, Parcel, SessionLink, Transfer};
 use crate::input::Input;
 use crate::net::{self, Offer, Opcode};
 use crate::persist::{PersistBatch, Persister};
@@ -47,9 +47,20 @@ use crate::phase::{PhaseSlot, PhaseWheel};
 use crate::store::{now_millis, ParkedAvatar, SectorSnapshot};
 pub use messages::SectorMsg;
 
-/// Encodes a server frame and wraps it in one WebSocket frame.
+/// Encodes a server frame and wraps it in one WebSocket frame. A frame that cannot be encoded (a game type whose
+/// serialization fails) is logged and counted, and an `internal` error frame with the same `id` goes in its place:
+/// never an empty or `null` frame.
 pub fn encode_frame<G: Game>(frame: &ServerFrame<G>, encoding: Encoding) -> Bytes {
-    let payload = codec::server_encode(frame, encoding);
+    let payload = codec::server_encode(frame, encoding).unwrap_or_else(|e| {
+        error!(error = %e, "could not encode a server frame; sending an internal error instead");
+        metrics::counter!("orrery_frame_encode_errors_total").increment(1);
+        let stand_in = ServerFrame::<G>::error(
+            frame.id,
+            orrery_protocol::codes::INTERNAL,
+            "the server could not encode this message",
+        );
+        codec::server_encode(&stand_in, encoding).unwrap_or_default()
+    });
     let opcode = match encoding {
         Encoding::Json => Opcode::Text,
         Encoding::Binary => Opcode::Binary,
@@ -617,8 +628,11 @@ impl<G: Game> SectorState<G> {
         // A state that did not change is not written again.
         if self.dirty && (idle || resting || self.last_snapshot.elapsed() >= self.config.snapshot_interval) {
             self.last_snapshot = Instant::now();
-            self.dirty = false;
-            self.persister.submit(self.snapshot());
+            // A state that cannot be encoded stays dirty: the next interval tries again.
+            if let Ok(batch) = self.snapshot() {
+                self.dirty = false;
+                self.persister.submit(batch);
+            }
         }
         if idle {
             // Nothing to simulate and nobody watching: sleep until a ship enters.
@@ -712,23 +726,28 @@ impl<G: Game> SectorState<G> {
         self.ticks_since_checkpoint = 0;
     }
 
-    fn snapshot(&self) -> PersistBatch {
-        let state = postcard::to_allocvec(&self.state).unwrap_or_default();
-        let avatars = self
-            .game
-            .avatars(&self.state)
-            .into_iter()
-            .filter_map(|a| {
-                let id = self.game.avatar_id(&a);
-                let link = self.subscribers.iter().find(|l| l.entity == id)?;
-                Some(ParkedAvatar {
+    /// The sector and its online ships, encoded for the store. A state that cannot be encoded is never written (an
+    /// empty or partial blob would replace the last good snapshot): the failure is logged and counted, and the caller
+    /// keeps the previous snapshot (and refuses a durable command).
+    fn snapshot(&self) -> Result<PersistBatch, postcard::Error> {
+        let failed = |what: &'static str, e: postcard::Error| {
+            error!(sector = %self.id(), what, error = %e, "could not encode a snapshot; the last good one is kept");
+            metrics::counter!("orrery_snapshot_encode_errors_total").increment(1);
+            e
+        };
+        let state = postcard::to_allocvec(&self.state).map_err(|e| failed("sector", e))?;
+        let mut avatars = Vec::new();
+        for a in self.game.avatars(&self.state) {
+            let id = self.game.avatar_id(&a);
+            if let Some(link) = self.subscribers.iter().find(|l| l.entity == id) {
+                avatars.push(ParkedAvatar {
                     character_id: link.character,
                     sector: self.id(),
-                    avatar: postcard::to_allocvec(&a).ok()?,
-                })
-            })
-            .collect();
-        PersistBatch {
+                    avatar: postcard::to_allocvec(&a).map_err(|e| failed("avatar", e))?,
+                });
+            }
+        }
+        Ok(PersistBatch {
             sectors: vec![SectorSnapshot {
                 sector: self.id(),
                 seq: self.seq,
@@ -736,7 +755,7 @@ impl<G: Game> SectorState<G> {
                 state,
             }],
             avatars,
-        }
+        })
     }
 
     /// Whether the session's ship is here; if not (it left on a warp a moment ago), tells the client so.
@@ -781,14 +800,14 @@ impl<G: Game> SectorState<G> {
                         self.unsubscribe(link.session);
                         link.depart();
                         debug!(from = %self.id(), %to, "ship leaves sector");
-                        self.fabric.transfer(Transfer {
+                        let parcel = self.directory.post(Transfer {
                             avatar,
                             from: self.id(),
                             to,
                             link: Some(link),
                             req_id,
-                            attempts: 0,
                         });
+                        self.fabric.transfer(parcel);
                     }
                 }
             }
@@ -814,8 +833,12 @@ impl<G: Game> SectorState<G> {
             link.encoding,
         );
         let conn = Arc::clone(&link.conn);
+        let Ok(batch) = self.snapshot() else {
+            conn.send(&failed);
+            return;
+        };
         self.persister.submit_durable(
-            self.snapshot(),
+            batch,
             Box::new(move |ok| match (ok, frame) {
                 (true, Some(frame)) => {
                     conn.send(&frame);
@@ -828,7 +851,11 @@ impl<G: Game> SectorState<G> {
         );
     }
 
-    fn admit(&mut self, t: Transfer<G>) {
+    fn admit(&mut self, parcel: Parcel) {
+        // A duplicate or stale handle finds nothing: the ship was taken already, or sent back to its origin.
+        let Some(t) = self.directory.take_parcel(parcel, self.id()) else {
+            return;
+        };
         self.ticker.set_awake(true);
         let now = now_millis();
         self.game.admit(&mut self.state, t.avatar.clone(), now);
@@ -1063,10 +1090,11 @@ impl<G: Game> Actor for SectorActor<G> {
                 let _ = reply.send(avatar);
             }
             SectorMsg::Command { link, req_id, command } => state.handle_command(link, req_id, command),
-            SectorMsg::Admit(transfer) => state.admit(transfer),
+            SectorMsg::Admit(parcel) => state.admit(parcel),
             SectorMsg::Snapshot(reply) => {
                 state.checkpoint();
-                let _ = reply.send(state.snapshot());
+                // An empty batch leaves the sector's last good snapshot in place.
+                let _ = reply.send(state.snapshot().unwrap_or_default());
             }
             SectorMsg::InjectCrash => {
                 if state.config.debug_hooks {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{SectorActor, SectorArgs, SectorCell, SectorMsg};
 use crate::config::EngineConfig;
-use crate::directory::{Directory, Fabric, SessionLink, Transfer};
+use crate::directory::{Directory, Fabric, Parcel, SessionLink};
 use crate::net::{Conn, OutboxLimits};
 use crate::persist::Persister;
 
@@ -50,8 +50,21 @@ impl Clockwork {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Dial {
+    #[serde(serialize_with = "jammable")]
     angle: f64,
     hands: Vec<Uuid>,
+}
+
+thread_local! {
+    /// While set (on the test's thread, where its paused runtime runs the actor), a dial cannot be encoded.
+    static JAMMED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn jammable<S: serde::Serializer>(angle: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if JAMMED.with(Cell::get) {
+        return Err(serde::ser::Error::custom("the dial is jammed"));
+    }
+    s.serialize_f64(*angle)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,7 +154,7 @@ impl Game for Clockwork {
 struct NoFabric;
 
 impl Fabric<Clockwork> for NoFabric {
-    fn transfer(&self, _transfer: Transfer<Clockwork>) {}
+    fn transfer(&self, _parcel: Parcel) {}
     fn global_chat(&self, _from: Uuid, _name: String, _text: String) {}
 }
 
@@ -510,4 +523,63 @@ async fn a_sector_at_rest_stops_ticking_and_input_wakes_it_at_once() {
     rig.run_for(2.0).await;
     let n = ticks(&rig) - before;
     assert!(n >= 20, "{n} ticks in the 2 s after the dial turns again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_that_cannot_be_encoded_is_never_stored_and_never_sent_as_null() {
+    use std::io::Write;
+    let mut rig = Rig::start().await;
+    rig.run_for(0.5).await;
+    JAMMED.with(|j| j.set(true));
+
+    // The snapshot is refused (the last good one stays in the store), not written as an empty blob.
+    let snap = rig.actor.call(SectorMsg::Snapshot, None).await.unwrap().unwrap();
+    assert!(
+        snap.sectors.is_empty(),
+        "an unencodable state was handed to the store ({} bytes)",
+        snap.sectors[0].state.len()
+    );
+
+    // A keyframe that cannot be encoded is answered with an `internal` error carrying the request's id.
+    let conn = Arc::clone(&rig.cell.subscribers.lock()[0].conn);
+    let resync = orrery_protocol::ClientFrame::<u32>::new(Some(9), orrery_protocol::ClientMessage::Resync);
+    rig.client
+        .write_all(&masked_text(&codec::client_to_json(&resync)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !conn.heard_unread() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resync never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut frames = rig.run_for(0.5).await;
+    // What the sector wrote is in the kernel; loopback can hold small segments back for a few real milliseconds
+    // (Nagle and delayed acknowledgements), which paused time does not wait for.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !frames
+        .iter()
+        .skip_while(|f| f.id != Some(9))
+        .any(|f| f.msg.kind() == "delta")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delta after the answer: {frames:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        frames.extend(rig.frames());
+    }
+    let answer = frames
+        .iter()
+        .find(|f| f.id == Some(9))
+        .expect("an answer to the resync");
+    match &answer.msg {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "internal"),
+        other => panic!("expected an internal error, got {}", other.kind()),
+    }
+    // Deltas (which carry no dial) keep flowing, and the state is stored again once it encodes.
+    JAMMED.with(|j| j.set(false));
+    let snap = rig.actor.call(SectorMsg::Snapshot, None).await.unwrap().unwrap();
+    assert_eq!(snap.sectors.len(), 1);
 }

@@ -19,6 +19,7 @@ use crate::config::EngineConfig;
 use crate::directory::{Directory, SessionLink};
 use crate::input::InputState;
 use crate::net::Conn;
+use crate::persist::{PersistBatch, Persister};
 use crate::sector::{encode_frame, SectorMsg};
 use crate::store::{now_millis, Identity, ParkedAvatar, SharedStore};
 pub use messages::SessionMsg;
@@ -27,6 +28,8 @@ pub use messages::SessionMsg;
 pub const SECTOR_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times a session retries a sector that is restarting (every 50 ms).
 const SECTOR_RETRIES: u32 = 40;
+/// How long logging out waits for a ship in transit to arrive somewhere.
+const TRANSIT_WAIT: Duration = Duration::from_secs(15);
 
 /// Failures while setting up or tearing down a session.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,8 @@ pub enum SessionError {
     CorruptAvatar(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("the parked ship could not be written")]
+    NotSaved,
 }
 
 /// Everything a session actor is started with.
@@ -44,6 +49,8 @@ pub struct SessionArgs<G: Game> {
     pub game: Arc<G>,
     pub directory: Arc<Directory<G>>,
     pub store: SharedStore,
+    /// The node's one writer of snapshots and parked ships.
+    pub persister: Persister,
     pub config: Arc<EngineConfig>,
     pub identity: Identity,
     pub session: Uuid,
@@ -65,7 +72,7 @@ impl<G: Game> Default for SessionActor<G> {
 /// A running session: what logging out needs.
 pub struct SessionState<G: Game> {
     directory: Arc<Directory<G>>,
-    store: SharedStore,
+    persister: Persister,
     link: Arc<SessionLink>,
 }
 
@@ -76,6 +83,12 @@ impl<G: Game> SessionState<G> {
 
     /// Takes the ship out of its sector and parks it in the store.
     async fn park(&self) -> Result<(), SessionError> {
+        // A ship between two sectors is waited for: a lost delivery is driven again, and a ship whose target stays
+        // unreachable goes back to its origin within 10 s (the region layer's parcel sweep).
+        let transit_deadline = tokio::time::Instant::now() + TRANSIT_WAIT;
+        while self.link.in_transit() && tokio::time::Instant::now() < transit_deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for _ in 0..SECTOR_RETRIES {
             if !self.link.in_transit() {
                 if let Some(sector) = self.sector() {
@@ -92,17 +105,21 @@ impl<G: Game> SessionState<G> {
                     if let Ok(Some(avatar)) = left {
                         let blob =
                             postcard::to_allocvec(&avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
-                        self.store
-                            .save(
-                                &[],
-                                &[ParkedAvatar {
-                                    character_id: self.link.character,
-                                    sector: at,
-                                    avatar: blob,
-                                }],
-                            )
-                            .await?;
-                        return Ok(());
+                        // Through the persister, never straight to the store: a snapshot that still holds this ship
+                        // (taken before it left) is queued before this row, so it can never overwrite it.
+                        let parked = PersistBatch {
+                            sectors: Vec::new(),
+                            avatars: vec![ParkedAvatar {
+                                character_id: self.link.character,
+                                sector: at,
+                                avatar: blob,
+                            }],
+                        };
+                        return if self.persister.write(parked).await {
+                            Ok(())
+                        } else {
+                            Err(SessionError::NotSaved)
+                        };
                     }
                 }
             }
@@ -209,7 +226,7 @@ impl<G: Game> Actor for SessionActor<G> {
         }
         Ok(SessionState {
             directory: a.directory,
-            store: a.store,
+            persister: a.persister,
             link,
         })
     }

@@ -1,13 +1,14 @@
 //! Messages of the nexus actor.
 
-use orrery_actors::Transfer;
-use orrery_engine::Game;
+use orrery_actors::Parcel;
 use uuid::Uuid;
 
 /// Everything the nexus handles: cross-region traffic.
-pub enum NexusMsg<G: Game> {
+pub enum NexusMsg {
     /// A ship crossing from one region to another.
-    Transfer(Transfer<G>),
+    Transfer(Parcel),
     /// A line on the global chat channel.
     GlobalChat { from: Uuid, name: String, text: String },
+    /// Debug hook (the API allows it only with `--debug-hooks`): fail the handler, to exercise supervision.
+    InjectCrash,
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use orrery_actors::sector::Encoded;
 use orrery_actors::Directory;
+use orrery_actors::Fabric;
 use orrery_engine::Game;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tracing::error;
+use tracing::warn;
 
 use crate::fabric::NodeFabric;
 pub use messages::NexusMsg;
@@ -29,7 +30,7 @@ impl<G: Game> Default for Nexus<G> {
 }
 
 impl<G: Game> Actor for Nexus<G> {
-    type Msg = NexusMsg<G>;
+    type Msg = NexusMsg;
     type State = NexusArgs<G>;
     type Arguments = NexusArgs<G>;
 
@@ -49,19 +50,13 @@ impl<G: Game> Actor for Nexus<G> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            NexusMsg::Transfer(t) => match state.directory.region_of(t.to) {
+            NexusMsg::Transfer(parcel) => match state.directory.region_of(parcel.to) {
                 Some(region) => {
                     metrics::counter!("orrery_nexus_transfers_total").increment(1);
-                    state.fabric.to_region(region, t);
+                    state.fabric.to_region(region, parcel);
                 }
-                None => {
-                    error!(to = %t.to, "transfer to an unknown sector; returning the ship");
-                    let mut t = t;
-                    std::mem::swap(&mut t.from, &mut t.to);
-                    if let Some(region) = state.directory.region_of(t.to) {
-                        state.fabric.to_region(region, t);
-                    }
-                }
+                // The fabric sends a parcel for an unknown sector back to its origin.
+                None => state.fabric.transfer(parcel),
             },
             NexusMsg::GlobalChat { from, name, text } => {
                 let frame = orrery_protocol::ServerFrame::<G>::new(
@@ -77,6 +72,10 @@ impl<G: Game> Actor for Nexus<G> {
                 for link in state.directory.sessions() {
                     link.conn.send(frames.get(link.encoding));
                 }
+            }
+            NexusMsg::InjectCrash => {
+                warn!("injected crash in the nexus");
+                return Err("injected crash in the nexus".into());
             }
         }
         Ok(())

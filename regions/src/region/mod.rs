@@ -9,13 +9,12 @@ use std::time::Instant;
 
 use orrery_actors::persist::Persister;
 use orrery_actors::sector::{SectorActor, SectorArgs, SectorCell, SectorMsg};
-use orrery_actors::{Directory, EngineConfig, Fabric, Transfer};
+use orrery_actors::{Directory, EngineConfig, Fabric, Parcel};
 use orrery_engine::{Game, RegionId, SectorId};
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::{error, warn};
 
 use crate::fabric::NodeFabric;
-use crate::nexus::messages::NexusMsg;
 pub use messages::RegionMsg;
 
 /// Everything a region supervisor is started with. The sector cells belong to the region manager, so they
@@ -66,7 +65,7 @@ pub struct RegionState<G: Game> {
 impl<G: Game> RegionState<G> {
     async fn start_sector(
         &mut self,
-        myself: &ActorRef<RegionMsg<G>>,
+        myself: &ActorRef<RegionMsg>,
         cell: Arc<SectorCell<G>>,
     ) -> Result<(), ActorProcessingErr> {
         let id = cell.id;
@@ -84,40 +83,27 @@ impl<G: Game> RegionState<G> {
         Ok(())
     }
 
-    fn deliver(&self, t: Transfer<G>) {
-        let here = self.args.directory.region_of(t.to) == Some(self.args.id);
-        if !here {
-            return match self.args.fabric.nexus() {
-                Some(nexus) => match nexus.cast(NexusMsg::Transfer(t)) {
-                    Ok(()) => {}
-                    Err(MessagingErr::SendErr(NexusMsg::Transfer(t))) => self.retry(t),
-                    Err(_) => error!("nexus dropped a transfer"),
-                },
-                None => self.retry(t),
-            };
+    fn deliver(&self, parcel: Parcel) {
+        if self.args.directory.region_of(parcel.to) != Some(self.args.id) {
+            return self.args.fabric.to_nexus(parcel);
         }
-        match self.args.directory.sector(t.to) {
-            Some(sector) => match sector.cast(SectorMsg::Admit(t)) {
-                Ok(()) => {}
-                Err(MessagingErr::SendErr(SectorMsg::Admit(t))) => self.retry(t),
-                Err(_) => error!("sector dropped a transfer"),
-            },
-            None => self.retry(t),
+        let sent = self
+            .args
+            .directory
+            .sector(parcel.to)
+            .is_some_and(|s| s.cast(SectorMsg::Admit(parcel)).is_ok());
+        if !sent {
+            // The sector is restarting: try again shortly, through whichever supervisor runs this region by then.
+            let region = self.args.id;
+            self.args
+                .fabric
+                .retry_later(parcel, move |fabric, p| fabric.to_region(region, p));
         }
-    }
-
-    /// Tries the delivery again shortly, through whichever supervisor runs this region by then (a region that is
-    /// restarting is retried too, so the ship is never dropped).
-    fn retry(&self, t: Transfer<G>) {
-        let region = self.args.id;
-        self.args
-            .fabric
-            .retry_later(t, move |fabric, t| fabric.to_region(region, t));
     }
 }
 
 impl<G: Game> Actor for RegionSupervisor<G> {
-    type Msg = RegionMsg<G>;
+    type Msg = RegionMsg;
     type State = RegionState<G>;
     type Arguments = RegionArgs<G>;
 
