@@ -2,21 +2,47 @@
 # Orrery's whole test suite: the one command README's quickstart names and CI runs.
 #
 # Every test of every crate (unit, actor, end-to-end against a real `orrery` server on 127.0.0.1:0, the RFC 6455
-# conformance module, the fuzz-corpus replay) and a build of the benches. No test talks to PostgreSQL or Redis yet
-# (the embedded SQLite store is the only backend), so this script provisions neither; the PostgreSQL backend's tests
-# will make it install and start PostgreSQL when they land.
+# conformance module, the fuzz-corpus replay) and a build of the benches. The store's tests and tests/postgres.rs
+# run against a real PostgreSQL (never a mock), each in a scratch database of its own: this script installs
+# PostgreSQL from Debian's packages if it is missing, starts it if it is down, and fails loudly if it still cannot
+# be reached. No test uses Redis yet, so it is not provisioned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PG_HOST=${ORRERY_TEST_PG_HOST:-127.0.0.1}
+PG_PORT=${ORRERY_TEST_PG_PORT:-5432}
+
 say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'FATAL: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "$1 is missing and apt-get is not available to install it"
+  say "installing $* from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || die "apt-get update failed"
+  apt-get install -y -qq "$@" >/dev/null || die "could not install $*"
+}
+
+ensure_postgres() {
+  if ! command -v pg_isready >/dev/null 2>&1 || [ ! -d /etc/postgresql ]; then
+    apt_install postgresql postgresql-client
+  fi
+  if ! pg_isready -h "$PG_HOST" -p "$PG_PORT" -q; then
+    say "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -h "$PG_HOST" -p "$PG_PORT" -q && break; sleep 1; done
+  fi
+  pg_isready -h "$PG_HOST" -p "$PG_PORT" -q || die "PostgreSQL is not reachable at $PG_HOST:$PG_PORT"
+  psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1 \
+    || die "PostgreSQL at $PG_HOST:$PG_PORT refuses user postgres (trust auth expected)"
+}
+
+ensure_postgres
+# Where the tests create (and drop) their scratch databases.
+export ORRERY_TEST_POSTGRES=${ORRERY_TEST_POSTGRES:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}
 
 # The example client in examples/python is exercised by the end-to-end tests.
-if ! command -v python3 >/dev/null 2>&1; then
-  say "installing python3 from Debian's packages"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq python3 >/dev/null \
-    || { printf 'FATAL: python3 is missing and could not be installed\n' >&2; exit 1; }
-fi
+command -v python3 >/dev/null 2>&1 || apt_install python3
 
 say "running the test suite"
 cargo test --workspace --all-targets --locked

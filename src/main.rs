@@ -26,9 +26,12 @@ enum Command {
     /// Work with galaxy content directories.
     #[command(subcommand)]
     Galaxy(GalaxyCommand),
-    /// Manage guest accounts in the embedded store.
+    /// Manage guest accounts in the store.
     #[command(subcommand)]
     Guests(GuestsCommand),
+    /// Show or apply the store's migrations (`serve` applies pending ones when it starts).
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Drive simulated clients against a running server and report what they measured (see docs/loadtest.md).
     Loadtest(Box<orrery_loadtest::LoadtestArgs>),
 }
@@ -67,10 +70,30 @@ enum GuestsCommand {
         /// Guests created and not written for more than this many days are deleted.
         #[arg(long, default_value_t = 30.0)]
         older_than_days: f64,
-        /// Directory of the embedded SQLite store.
-        #[arg(long, env = "ORRERY_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateCommand {
+    /// List every migration (module, version, description) and whether the database has it; exits 1 if the
+    /// database has migrations this build does not know (a newer Orrery migrated it).
+    Status(StoreArgs),
+    /// Apply the pending migrations, in order.
+    Up(StoreArgs),
+}
+
+/// Which store: PostgreSQL when a URL is given, otherwise the embedded SQLite file in the data directory.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// PostgreSQL URL of the store (postgres://user:password@host:port/database); without it, the embedded SQLite
+    /// file in --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Directory of the embedded SQLite store (used without --database-url).
+    #[arg(long, env = "ORRERY_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -84,9 +107,8 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ORRERY_BIND", default_value = "127.0.0.1:7700")]
     bind: SocketAddr,
-    /// Directory of the embedded SQLite store.
-    #[arg(long, env = "ORRERY_DATA_DIR", default_value = "./data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Load the galaxy from this content directory instead of generating one.
     #[arg(long, env = "ORRERY_GALAXY")]
     galaxy: Option<PathBuf>,
@@ -207,7 +229,8 @@ impl ServeArgs {
         );
         let mut config = ServerConfig {
             bind: self.bind,
-            data_dir: self.data_dir,
+            data_dir: self.store.data_dir,
+            database_url: self.store.database_url,
             galaxy: match self.galaxy {
                 Some(dir) => GalaxySource::Dir(dir),
                 None => GalaxySource::Generate(GenerateParams {
@@ -290,22 +313,59 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn purge_guests(older_than_days: f64, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
-    use orrery_actors::store::Store;
+async fn purge_guests(older_than_days: f64, store: StoreArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         older_than_days.is_finite() && older_than_days >= 0.0,
         "--older-than-days must be zero or more"
     );
-    let db = data_dir.join("orrery.db");
-    anyhow::ensure!(db.exists(), "no store at {}", db.display());
-    let store = orrery_actors::store::sqlite::SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("opening {}", db.display()))?;
+    if store.database_url.is_none() {
+        let db = store.data_dir.join("orrery.db");
+        anyhow::ensure!(db.exists(), "no store at {}", db.display());
+    }
+    let store = orrery_api::open_store(store.database_url.as_deref(), &store.data_dir).await?;
     let cutoff = orrery_actors::store::now_millis() - (older_than_days * 86_400_000.0) as i64;
     let n = store.purge_guests(cutoff).await?;
     store.close().await;
     eprintln!("purged {n} guests idle for more than {older_than_days} days");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
+    use orrery_actors::store::migrate;
+    let (args, apply) = match cmd {
+        MigrateCommand::Status(args) => (args, false),
+        MigrateCommand::Up(args) => (args, true),
+    };
+    let file = args.data_dir.join("orrery.db");
+    if args.database_url.is_none() && !apply {
+        anyhow::ensure!(file.exists(), "no store at {}", file.display());
+    }
+    if args.database_url.is_none() {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    }
+    let pool = migrate::connect(args.database_url.as_deref(), &file).await?;
+    if apply {
+        let n = migrate::up(&pool).await?;
+        eprintln!("applied {n} migrations");
+    }
+    let report = migrate::status(&pool).await?;
+    for m in &report.known {
+        let state = if m.applied { "applied" } else { "pending" };
+        eprintln!("{:<9} {:<15} {:<8} {}", m.module, m.version, state, m.description);
+    }
+    for (version, description) in &report.unknown {
+        eprintln!("{:<9} {:<15} {:<8} {}", "?", version, "unknown", description);
+    }
+    if report.unknown.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "the database has {} migrations this build does not know: a newer Orrery migrated it",
+            report.unknown.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn galaxy(cmd: GalaxyCommand) -> anyhow::Result<ExitCode> {
@@ -355,6 +415,13 @@ fn galaxy(cmd: GalaxyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
@@ -364,16 +431,10 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Galaxy(cmd) => galaxy(cmd),
         Command::Loadtest(args) => orrery_loadtest::run(*args),
-        Command::Guests(GuestsCommand::Purge {
-            older_than_days,
-            data_dir,
-        }) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the tokio runtime")?;
-            runtime.block_on(purge_guests(older_than_days, data_dir))
+        Command::Guests(GuestsCommand::Purge { older_than_days, store }) => {
+            current_thread()?.block_on(purge_guests(older_than_days, store))
         }
+        Command::Migrate(cmd) => current_thread()?.block_on(migrate(cmd)),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -110,6 +110,8 @@ fn every_command_explains_itself() {
         &["serve", "--help"],
         &["galaxy", "generate", "--help"],
         &["galaxy", "validate", "--help"],
+        &["migrate", "status", "--help"],
+        &["migrate", "up", "--help"],
     ] {
         let out = orrery(args);
         assert!(out.status.success());
@@ -120,6 +122,7 @@ fn every_command_explains_itself() {
     for flag in [
         "--bind",
         "--data-dir",
+        "--database-url",
         "--tick-hz",
         "--snapshot-interval",
         "--max-msgs-per-sec",
@@ -156,4 +159,34 @@ async fn guests_purge_deletes_guests_that_never_came_back() {
         head.starts_with("HTTP/1.1 401"),
         "the purged guest's token no longer works: {head}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_lists_and_applies_module_migrations_on_both_backends() {
+    let db = orrery_actors::store::postgres::ScratchDatabase::create(&orrery_actors::store::postgres::test_admin_url())
+        .await
+        .expect("PostgreSQL for the tests (scripts/test.sh starts it)");
+    let data_dir = temp_dir();
+    let embedded = ["--data-dir", data_dir.to_str().unwrap()];
+    let postgres = ["--database-url", db.url.as_str()];
+    for store in [&embedded, &postgres] {
+        let mut up = vec!["migrate", "up"];
+        up.extend_from_slice(&store[..]);
+        let out = orrery(&up);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("applied 2 migrations"), "{text}");
+        let mut status = vec!["migrate", "status"];
+        status.extend_from_slice(&store[..]);
+        let out = orrery(&status);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        for module in ["identity", "world"] {
+            assert!(
+                text.lines().any(|l| l.starts_with(module) && l.contains("applied")),
+                "{module} applied: {text}"
+            );
+        }
+        assert!(!text.contains("pending"), "{text}");
+    }
 }

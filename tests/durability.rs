@@ -15,42 +15,13 @@ async fn ships_credits_cargo_and_books_survive_a_server_restart() {
     let mut server = TestServer::start().await;
     let data_dir = server.data_dir.clone();
     let (token, character) = server.guest("Persistent").await;
-    let mut j = Client::join(&server, &token, Encoding::Json).await;
-    let station = j.keyframe.stations[0].clone();
-    let listing = *station.commodities.iter().find(|l| l.quantity >= 2).unwrap();
-    let Event::TradeResult {
-        credits,
-        cargo,
-        station_quantity,
-        ..
-    } = j
-        .client
-        .trade(station.id, listing.commodity, Side::Buy, 2)
-        .await
-        .expect("trade accepted");
-    // Fly a little, then stop, and note where the ship came to rest.
-    j.client.command(Command::Thrust { vx: 60.0, vy: 30.0 }).await;
-    for _ in 0..5 {
-        j.client.delta().await;
-    }
-    j.client.command(Command::Thrust { vx: 0.0, vy: 0.0 }).await;
-    let (_, _, stopped) = j.client.until_ship(character, |s| s.vx == 0.0 && s.vy == 0.0).await;
-    let (x, y) = (stopped.x, stopped.y);
-    j.client.close().await;
+    let j = Client::join(&server, &token, Encoding::Json).await;
+    let left = j.trade_fly_and_leave(character).await;
     server.stop().await;
 
     let server = TestServer::start_with(config(data_dir)).await;
     let again = Client::join(&server, &token, Encoding::Binary).await;
-    assert_eq!(again.profile.credits, credits);
-    assert_eq!(again.profile.cargo, cargo);
-    let me = again
-        .keyframe
-        .ships
-        .iter()
-        .find(|s| s.owner == character)
-        .expect("ship is back");
-    assert_eq!((me.x, me.y), (x, y));
-    assert_eq!(again.stock(station.id, listing.commodity), station_quantity);
+    again.assert_as_left(character, &left);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

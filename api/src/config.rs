@@ -43,8 +43,10 @@ pub enum GalaxySource {
 pub struct ServerConfig {
     /// Address to listen on (port 0 picks a free port).
     pub bind: SocketAddr,
-    /// Directory of the embedded SQLite store (`orrery.db`).
+    /// Directory of the embedded SQLite store (`orrery.db`), used when no `database_url` is given.
     pub data_dir: PathBuf,
+    /// PostgreSQL URL of the store (`--database-url`, `DATABASE_URL`); `None`: the embedded SQLite file.
+    pub database_url: Option<String>,
     /// The world.
     pub galaxy: GalaxySource,
     /// Actor machinery settings (tick rate, snapshots, limits, debug hooks).
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 7700)),
             data_dir: PathBuf::from("data"),
+            database_url: None,
             galaxy: GalaxySource::Generate(GenerateParams::demo()),
             engine: EngineConfig::default(),
             admin_token: None,

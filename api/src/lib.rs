@@ -30,6 +30,7 @@ use anyhow::Context;
 use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use orrery_actors::store::postgres::PgStore;
 use orrery_actors::store::sqlite::SqliteStore;
 use orrery_actors::store::SharedStore;
 use orrery_engine::galaxy::{generate, Galaxy};
@@ -160,15 +161,29 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let galaxy = load_galaxy(&config.galaxy).context("loading the galaxy")?;
     info!(galaxy = %galaxy.name, sectors = galaxy.sector_count(), "galaxy loaded");
     let game = Arc::new(SpaceTrade::new(Arc::new(galaxy), Rules::default()));
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let db = config.data_dir.join("orrery.db");
-    let store: SharedStore = Arc::new(
-        SqliteStore::open(&db)
-            .await
-            .with_context(|| format!("opening {}", db.display()))?,
-    );
+    let store = open_store(config.database_url.as_deref(), &config.data_dir).await?;
     start_with(game, store, config, metrics).await
+}
+
+/// Opens and migrates the configured store: PostgreSQL when a URL is given, else the embedded SQLite file in
+/// `data_dir` (created if needed).
+pub async fn open_store(database_url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<SharedStore> {
+    Ok(match database_url {
+        Some(url) => {
+            let store = PgStore::connect(url).await.context("opening the PostgreSQL store")?;
+            info!("store: PostgreSQL");
+            Arc::new(store)
+        }
+        None => {
+            std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+            let db = data_dir.join("orrery.db");
+            let store = SqliteStore::open(&db)
+                .await
+                .with_context(|| format!("opening {}", db.display()))?;
+            info!(file = %db.display(), "store: embedded SQLite");
+            Arc::new(store)
+        }
+    })
 }
 
 /// Starts a server for any game over any store.

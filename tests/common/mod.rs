@@ -558,3 +558,62 @@ pub fn still_established(local: std::net::SocketAddr) -> bool {
         cols.len() > 3 && cols[1].ends_with(&me) && cols[3] == "01"
     })
 }
+
+/// What a character left behind for a restart to keep: credits and cargo after a trade, where its ship came to
+/// rest, and the station's stock.
+#[derive(Debug, Clone)]
+pub struct LeftBehind {
+    pub credits: u64,
+    pub cargo: std::collections::BTreeMap<Commodity, u32>,
+    pub at: (f32, f32),
+    pub station: Uuid,
+    pub commodity: Commodity,
+    pub station_quantity: u32,
+}
+
+impl Joined {
+    /// Buys 2 of something at the sector's first station, flies a little, stops, and closes the connection.
+    pub async fn trade_fly_and_leave(mut self, character: Uuid) -> LeftBehind {
+        let station = self.keyframe.stations[0].clone();
+        let listing = *station.commodities.iter().find(|l| l.quantity >= 2).unwrap();
+        let Event::TradeResult {
+            credits,
+            cargo,
+            station_quantity,
+            ..
+        } = self
+            .client
+            .trade(station.id, listing.commodity, Side::Buy, 2)
+            .await
+            .expect("trade accepted");
+        self.client.command(Command::Thrust { vx: 60.0, vy: 30.0 }).await;
+        for _ in 0..5 {
+            self.client.delta().await;
+        }
+        self.client.command(Command::Thrust { vx: 0.0, vy: 0.0 }).await;
+        let (_, _, stopped) = self.client.until_ship(character, |s| s.vx == 0.0 && s.vy == 0.0).await;
+        self.client.close().await;
+        LeftBehind {
+            credits,
+            cargo,
+            at: (stopped.x, stopped.y),
+            station: station.id,
+            commodity: listing.commodity,
+            station_quantity,
+        }
+    }
+
+    /// Asserts that the character, back after a restart, finds everything as it left it.
+    pub fn assert_as_left(&self, character: Uuid, left: &LeftBehind) {
+        assert_eq!(self.profile.credits, left.credits);
+        assert_eq!(self.profile.cargo, left.cargo);
+        let me = self
+            .keyframe
+            .ships
+            .iter()
+            .find(|s| s.owner == character)
+            .expect("ship is back");
+        assert_eq!((me.x, me.y), left.at);
+        assert_eq!(self.stock(left.station, left.commodity), left.station_quantity);
+    }
+}

@@ -1,8 +1,11 @@
 //! Persistence behind one small trait: accounts and tokens, characters (with their parked avatars), sector snapshots.
 //!
 //! Game state is stored as opaque postcard blobs; the store never interprets them. [`sqlite::SqliteStore`] is the
-//! embedded default.
+//! embedded default, [`postgres::PgStore`] the production store (`--database-url`); both apply the module-owned
+//! migrations of [`migrate`] when they open. This module is the only part of Orrery that depends on sqlx.
 
+pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -18,6 +21,11 @@ pub enum StoreError {
     Database(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error(
+        "the database has migrations this server does not know ({0}): it was migrated by a newer Orrery; \
+         run a server at least as new"
+    )]
+    TooNew(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -79,6 +87,25 @@ pub trait Store: Send + Sync + 'static {
 /// A shared store.
 pub type SharedStore = Arc<dyn Store>;
 
+/// The last entry for each key, in their original order: a batch merged from several jobs (group commit) may carry a
+/// character or a sector twice, and the later state must win, as it would with one statement per entry.
+fn last_per<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut kept: Vec<&T> = items.iter().rev().filter(|a| seen.insert(key(a))).collect();
+    kept.reverse();
+    kept
+}
+
+/// The last entry for each character (see [`last_per`]).
+pub(crate) fn last_per_character(avatars: &[ParkedAvatar]) -> Vec<&ParkedAvatar> {
+    last_per(avatars, |a| a.character_id)
+}
+
+/// The last snapshot of each sector (see [`last_per`]).
+pub(crate) fn last_per_sector(sectors: &[SectorSnapshot]) -> Vec<&SectorSnapshot> {
+    last_per(sectors, |s| s.sector)
+}
+
 /// The hex SHA-256 of a token: only hashes are stored.
 pub fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
@@ -98,4 +125,140 @@ pub fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The behaviour of every store, run against both backends (PostgreSQL: a scratch database per test).
+#[cfg(test)]
+mod tests {
+    use super::postgres::{test_admin_url, PgStore, ScratchDatabase};
+    use super::sqlite::SqliteStore;
+    use super::*;
+
+    /// Where a test's store lives; `open` can be called again to reopen it.
+    enum Place {
+        Sqlite(std::path::PathBuf),
+        Postgres(ScratchDatabase),
+    }
+
+    impl Place {
+        async fn open(&self) -> SharedStore {
+            match self {
+                Place::Sqlite(path) => Arc::new(SqliteStore::open(path).await.unwrap()),
+                Place::Postgres(db) => Arc::new(PgStore::connect(&db.url).await.unwrap()),
+            }
+        }
+    }
+
+    /// A fresh place on each backend.
+    async fn places() -> [Place; 2] {
+        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = ScratchDatabase::create(&test_admin_url())
+            .await
+            .expect("PostgreSQL for the store tests (scripts/test.sh starts it)");
+        [Place::Sqlite(dir.join("orrery.db")), Place::Postgres(db)]
+    }
+
+    #[tokio::test]
+    async fn purge_removes_idle_guests_only() {
+        for place in places().await {
+            let store = place.open().await;
+            let idle = store.create_guest("Idle", "tok-idle", None).await.unwrap();
+            let back = store.create_guest("Back", "tok-back", None).await.unwrap();
+            let cutoff = now_millis() + 1;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            // `Back` came back after the cutoff: its character row was written then.
+            let parked = ParkedAvatar {
+                character_id: back.character_id,
+                sector: Uuid::new_v4(),
+                avatar: vec![1],
+            };
+            store.save(&[], &[parked]).await.unwrap();
+            assert_eq!(store.purge_guests(cutoff).await.unwrap(), 1);
+            assert_eq!(store.authenticate("tok-idle").await.unwrap(), None);
+            assert_eq!(store.load_avatar(idle.character_id).await.unwrap(), None);
+            assert_eq!(store.authenticate("tok-back").await.unwrap(), Some(back));
+            assert_eq!(store.purge_guests(cutoff).await.unwrap(), 0, "nothing left to purge");
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn guest_tokens_avatars_and_snapshots_survive_reopen() {
+        for place in places().await {
+            let store = place.open().await;
+            let id = store.create_guest("Ada", "tok-1", None).await.unwrap();
+            assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id.clone()));
+            assert_eq!(store.authenticate("tok-2").await.unwrap(), None);
+            assert_eq!(store.load_avatar(id.character_id).await.unwrap(), None);
+            assert_eq!(store.spawn_sector(id.character_id).await.unwrap(), None);
+            let chosen = Uuid::new_v4();
+            let other = store.create_guest("Bo", "tok-3", Some(chosen)).await.unwrap();
+            assert_eq!(store.spawn_sector(other.character_id).await.unwrap(), Some(chosen));
+            let sector = Uuid::new_v4();
+            let parked = ParkedAvatar {
+                character_id: id.character_id,
+                sector,
+                avatar: vec![1, 2, 3],
+            };
+            let snap = SectorSnapshot {
+                sector,
+                seq: 7,
+                tick: 9,
+                state: vec![4, 5],
+            };
+            // A merged batch may carry a sector twice: the later snapshot wins.
+            let older = SectorSnapshot { seq: 6, ..snap.clone() };
+            store
+                .save(&[older, snap.clone()], std::slice::from_ref(&parked))
+                .await
+                .unwrap();
+            store.close().await;
+            let store = place.open().await;
+            assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(parked));
+            assert_eq!(store.load_sectors().await.unwrap(), vec![snap]);
+            assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id));
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_batch_updates_every_avatar_and_the_last_entry_of_a_character_wins() {
+        for place in places().await {
+            let store = place.open().await;
+            let n = 3 * 64 + 17;
+            let mut ids = Vec::with_capacity(n);
+            for i in 0..n {
+                ids.push(
+                    store
+                        .create_guest(&format!("p{i}"), &format!("tok-{i}"), None)
+                        .await
+                        .unwrap(),
+                );
+            }
+            let sector = Uuid::new_v4();
+            let park = |id: &Identity, byte: u8| ParkedAvatar {
+                character_id: id.character_id,
+                sector,
+                avatar: vec![byte, 0, 0xff, 0x10],
+            };
+            let mut batch: Vec<ParkedAvatar> = ids.iter().map(|id| park(id, 1)).collect();
+            // Merged jobs: the first character again, later, with a newer state; and an unknown character (no row).
+            batch.push(park(&ids[0], 2));
+            batch.push(ParkedAvatar {
+                character_id: Uuid::new_v4(),
+                sector,
+                avatar: vec![9],
+            });
+            store.save(&[], &batch).await.unwrap();
+            assert_eq!(
+                store.load_avatar(ids[0].character_id).await.unwrap(),
+                Some(park(&ids[0], 2))
+            );
+            for id in &ids[1..] {
+                assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(park(id, 1)));
+            }
+            store.close().await;
+        }
+    }
 }

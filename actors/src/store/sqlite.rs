@@ -8,7 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::{now_millis, token_hash, Identity, ParkedAvatar, SectorSnapshot, Store, StoreError};
+use super::migrate::DbPool;
+use super::{last_per_character, now_millis, token_hash, Identity, ParkedAvatar, SectorSnapshot, Store, StoreError};
 
 /// SQLite-backed [`Store`].
 #[derive(Debug, Clone)]
@@ -19,6 +20,13 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let pool = Self::pool(path).await?;
+        super::migrate::up(&DbPool::Sqlite(pool.clone())).await?;
+        Ok(Self { pool })
+    }
+
+    /// A pool on the database file (created if needed), without migrating it.
+    pub async fn pool(path: &Path) -> Result<SqlitePool, StoreError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -29,21 +37,8 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(pool)
     }
-}
-
-/// The last entry for each character, in their original order: a batch merged from several jobs (group commit) may
-/// carry a character twice, and the later state must win, as it would with one statement per entry.
-fn last_per_character(avatars: &[ParkedAvatar]) -> Vec<&ParkedAvatar> {
-    let mut seen = std::collections::HashSet::with_capacity(avatars.len());
-    let mut kept: Vec<&ParkedAvatar> = avatars.iter().rev().filter(|a| seen.insert(a.character_id)).collect();
-    kept.reverse();
-    kept
 }
 
 /// Avatars per statement: a bounded statement keeps SQLite's working memory for it (the JSON text, the join's
@@ -236,114 +231,5 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn purge_removes_idle_guests_only() {
-        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = SqliteStore::open(&dir.join("orrery.db")).await.unwrap();
-        let idle = store.create_guest("Idle", "tok-idle", None).await.unwrap();
-        let back = store.create_guest("Back", "tok-back", None).await.unwrap();
-        let cutoff = now_millis() + 1;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        // `Back` came back after the cutoff: its character row was written then.
-        let parked = ParkedAvatar {
-            character_id: back.character_id,
-            sector: Uuid::new_v4(),
-            avatar: vec![1],
-        };
-        store.save(&[], &[parked]).await.unwrap();
-        assert_eq!(store.purge_guests(cutoff).await.unwrap(), 1);
-        assert_eq!(store.authenticate("tok-idle").await.unwrap(), None);
-        assert_eq!(store.load_avatar(idle.character_id).await.unwrap(), None);
-        assert_eq!(store.authenticate("tok-back").await.unwrap(), Some(back));
-        assert_eq!(store.purge_guests(cutoff).await.unwrap(), 0, "nothing left to purge");
-        store.close().await;
-    }
-
-    #[tokio::test]
-    async fn guest_tokens_avatars_and_snapshots_survive_reopen() {
-        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("orrery.db");
-        let store = SqliteStore::open(&path).await.unwrap();
-        let id = store.create_guest("Ada", "tok-1", None).await.unwrap();
-        assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id.clone()));
-        assert_eq!(store.authenticate("tok-2").await.unwrap(), None);
-        assert_eq!(store.load_avatar(id.character_id).await.unwrap(), None);
-        assert_eq!(store.spawn_sector(id.character_id).await.unwrap(), None);
-        let chosen = Uuid::new_v4();
-        let other = store.create_guest("Bo", "tok-3", Some(chosen)).await.unwrap();
-        assert_eq!(store.spawn_sector(other.character_id).await.unwrap(), Some(chosen));
-        let sector = Uuid::new_v4();
-        let parked = ParkedAvatar {
-            character_id: id.character_id,
-            sector,
-            avatar: vec![1, 2, 3],
-        };
-        let snap = SectorSnapshot {
-            sector,
-            seq: 7,
-            tick: 9,
-            state: vec![4, 5],
-        };
-        store
-            .save(std::slice::from_ref(&snap), std::slice::from_ref(&parked))
-            .await
-            .unwrap();
-        store.close().await;
-        let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(parked));
-        assert_eq!(store.load_sectors().await.unwrap(), vec![snap]);
-        assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id));
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[tokio::test]
-    async fn a_large_batch_updates_every_avatar_and_the_last_entry_of_a_character_wins() {
-        let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = SqliteStore::open(&dir.join("orrery.db")).await.unwrap();
-        let n = 3 * AVATARS_PER_STATEMENT + 17;
-        let mut ids = Vec::with_capacity(n);
-        for i in 0..n {
-            ids.push(
-                store
-                    .create_guest(&format!("p{i}"), &format!("tok-{i}"), None)
-                    .await
-                    .unwrap(),
-            );
-        }
-        let sector = Uuid::new_v4();
-        let park = |id: &Identity, byte: u8| ParkedAvatar {
-            character_id: id.character_id,
-            sector,
-            avatar: vec![byte, 0, 0xff, 0x10],
-        };
-        let mut batch: Vec<ParkedAvatar> = ids.iter().map(|id| park(id, 1)).collect();
-        // Merged jobs: the first character again, later, with a newer state; and an unknown character (no row).
-        batch.push(park(&ids[0], 2));
-        batch.push(ParkedAvatar {
-            character_id: Uuid::new_v4(),
-            sector,
-            avatar: vec![9],
-        });
-        store.save(&[], &batch).await.unwrap();
-        assert_eq!(
-            store.load_avatar(ids[0].character_id).await.unwrap(),
-            Some(park(&ids[0], 2))
-        );
-        for id in &ids[1..] {
-            assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(park(id, 1)));
-        }
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

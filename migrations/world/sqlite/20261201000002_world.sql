@@ -1,17 +1,5 @@
--- Orrery embedded store (SQLite). Public ids are UUIDs stored as text; no incremental id leaves the database.
-CREATE TABLE IF NOT EXISTS accounts (
-    id          TEXT PRIMARY KEY NOT NULL,
-    name        TEXT NOT NULL,
-    kind        TEXT NOT NULL DEFAULT 'guest',
-    created_at  INTEGER NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS tokens (
-    token_hash  TEXT PRIMARY KEY NOT NULL,
-    account_id  TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-    created_at  INTEGER NOT NULL
-);
-
+-- world (SQLite; depends on identity): characters with their parked avatars, and sector snapshots (opaque postcard
+-- blobs). `IF NOT EXISTS`: a data directory made before migrations were owned by modules already has these tables.
 CREATE TABLE IF NOT EXISTS characters (
     id          TEXT PRIMARY KEY NOT NULL,
     account_id  TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,

@@ -1,0 +1,289 @@
+//! The production store: PostgreSQL through sqlx, migrated on connect.
+//!
+//! Behaves exactly as the embedded store (the same tests run against both). Ids are native `uuid` columns, blobs
+//! `bytea`; a batch of snapshots is one statement per table (arrays bound once and `UNNEST`ed), so a write costs two
+//! round trips whatever the number of sectors and ships in it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use super::migrate::DbPool;
+use super::{
+    last_per_character, last_per_sector, now_millis, token_hash, Identity, ParkedAvatar, SectorSnapshot, Store,
+    StoreError,
+};
+
+/// How long connecting (and every later wait for a pooled connection) may take before it fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// PostgreSQL-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/database`) and applies migrations. Fails within a few seconds,
+    /// naming the server, when the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = Self::pool(url).await?;
+        super::migrate::up(&DbPool::Postgres(pool.clone())).await?;
+        Ok(Self { pool })
+    }
+
+    /// A pool on the database, without migrating it.
+    pub async fn pool(url: &str) -> Result<PgPool, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("invalid database URL: {e}")))?;
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot reach PostgreSQL at {target}: {e}")))?;
+        Ok(pool)
+    }
+}
+
+fn uuid_of(row: &sqlx::postgres::PgRow, column: &str) -> Result<Uuid, StoreError> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("bad uuid {text:?}: {e}")))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError> {
+        let account_id = Uuid::new_v4();
+        let character_id = Uuid::new_v4();
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO accounts (id, name, kind, created_at) VALUES ($1::uuid, $2, 'guest', $3)")
+            .bind(account_id.to_string())
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO characters (id, account_id, name, sector_id, updated_at) \
+             VALUES ($1::uuid, $2::uuid, $3, $4::uuid, $5)",
+        )
+        .bind(character_id.to_string())
+        .bind(account_id.to_string())
+        .bind(name)
+        .bind(spawn.map(|s| s.to_string()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO tokens (token_hash, account_id, created_at) VALUES ($1, $2::uuid, $3)")
+            .bind(token_hash(token))
+            .bind(account_id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Identity {
+            account_id,
+            character_id,
+            name: name.to_owned(),
+        })
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Option<Identity>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id::text AS character_id, c.account_id::text AS account_id, c.name AS name \
+             FROM tokens t JOIN characters c ON c.account_id = t.account_id \
+             WHERE t.token_hash = $1 ORDER BY c.updated_at LIMIT 1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Identity {
+                account_id: uuid_of(&r, "account_id")?,
+                character_id: uuid_of(&r, "character_id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sector_id::text AS sector_id, avatar FROM characters \
+             WHERE id = $1::uuid AND avatar IS NOT NULL AND sector_id IS NOT NULL",
+        )
+        .bind(character_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ParkedAvatar {
+                character_id,
+                sector: uuid_of(&r, "sector_id")?,
+                avatar: r.try_get("avatar")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn spawn_sector(&self, character_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sector_id::text AS sector_id FROM characters WHERE id = $1::uuid AND sector_id IS NOT NULL",
+        )
+        .bind(character_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| uuid_of(&r, "sector_id")).transpose()
+    }
+
+    async fn save(&self, sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Result<(), StoreError> {
+        if sectors.is_empty() && avatars.is_empty() {
+            return Ok(());
+        }
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        // One statement per table, whatever the batch size. A merged batch may hold a sector or a character twice:
+        // only its last entry is bound (one `INSERT ... ON CONFLICT` cannot touch a row twice).
+        let sectors = last_per_sector(sectors);
+        if !sectors.is_empty() {
+            sqlx::query(
+                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at) \
+                 SELECT s.id::uuid, s.seq, s.tick, s.state, $5 \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bytea[]) AS s(id, seq, tick, state) \
+                 ON CONFLICT (sector_id) DO UPDATE SET seq = excluded.seq, tick = excluded.tick, \
+                 state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(sectors.iter().map(|s| s.sector.to_string()).collect::<Vec<_>>())
+            .bind(sectors.iter().map(|s| s.seq as i64).collect::<Vec<_>>())
+            .bind(sectors.iter().map(|s| s.tick as i64).collect::<Vec<_>>())
+            .bind(sectors.iter().map(|s| s.state.clone()).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let avatars = last_per_character(avatars);
+        if !avatars.is_empty() {
+            sqlx::query(
+                "UPDATE characters SET sector_id = v.sector::uuid, avatar = v.avatar, updated_at = $4 \
+                 FROM UNNEST($1::text[], $2::text[], $3::bytea[]) AS v(id, sector, avatar) \
+                 WHERE characters.id = v.id::uuid",
+            )
+            .bind(avatars.iter().map(|a| a.character_id.to_string()).collect::<Vec<_>>())
+            .bind(avatars.iter().map(|a| a.sector.to_string()).collect::<Vec<_>>())
+            .bind(avatars.iter().map(|a| a.avatar.clone()).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
+        let rows = sqlx::query("SELECT sector_id::text AS sector_id, seq, tick, state FROM sector_snapshots")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SectorSnapshot {
+                    sector: uuid_of(r, "sector_id")?,
+                    seq: r.try_get::<i64, _>("seq")? as u64,
+                    tick: r.try_get::<i64, _>("tick")? as u64,
+                    state: r.try_get("state")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError> {
+        // A guest is idle when its account and every character of it are older than the cutoff (a character's row
+        // is rewritten at every logout and every snapshot while it is online). Tokens and characters go with the
+        // account (ON DELETE CASCADE).
+        let gone = sqlx::query(
+            "DELETE FROM accounts a WHERE a.kind = 'guest' AND a.created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.account_id = a.id AND c.updated_at >= $1)",
+        )
+        .bind(idle_before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(gone)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Where tests find a PostgreSQL server they may create databases on: `ORRERY_TEST_POSTGRES`, or the local server.
+pub const TEST_ADMIN_URL_VAR: &str = "ORRERY_TEST_POSTGRES";
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The admin URL tests use (see [`TEST_ADMIN_URL_VAR`]).
+pub fn test_admin_url() -> String {
+    std::env::var(TEST_ADMIN_URL_VAR).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+}
+
+/// A throwaway database on a PostgreSQL server, dropped (with its connections) when this value is dropped: each
+/// test or benchmark gets its own, so they run in parallel.
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    /// The database's URL.
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `orrery_scratch_<random>` through `admin_url` (any database URL on the server, for a role that may
+    /// create databases). Fails loudly, naming the server, when it cannot be reached.
+    pub async fn create(admin_url: &str) -> Result<Self, StoreError> {
+        use sqlx::Connection;
+        let name = format!("orrery_scratch_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot reach PostgreSQL at {admin_url}: {e}")))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        let _ = admin.close().await;
+        let base = admin_url.split('?').next().unwrap_or(admin_url);
+        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{server}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop may run inside or outside a runtime: a thread of its own with its own small runtime works in both.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}
