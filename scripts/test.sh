@@ -2,10 +2,10 @@
 # Orrery's whole test suite: the one command README's quickstart names and CI runs.
 #
 # Every test of every crate (unit, actor, end-to-end against a real `orrery` server on 127.0.0.1:0, the RFC 6455
-# conformance module, the fuzz-corpus replay) and a build of the benches. The store's tests and tests/postgres.rs
-# run against a real PostgreSQL (never a mock), each in a scratch database of its own: this script installs
-# PostgreSQL from Debian's packages if it is missing, starts it if it is down, and fails loudly if it still cannot
-# be reached. No test uses Redis yet, so it is not provisioned.
+# conformance module, the fuzz-corpus replay) and a build of the benches. The store's and the migrator's tests,
+# tests/postgres.rs and the `orrery migrate` test in tests/cli.rs run against a real PostgreSQL (never a mock), each
+# in a scratch database of its own: this script installs PostgreSQL from Debian's packages if it is missing, starts
+# it if it is down, and fails loudly if it still cannot be reached. No test uses Redis yet, so it is not provisioned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
