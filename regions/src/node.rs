@@ -158,7 +158,9 @@ fn restore<G: Game>(
                 return (state, snap.seq, snap.tick);
             }
             Err(e) => {
-                warn!(sector = %id, error = %e, "unreadable sector snapshot; starting the sector fresh")
+                warn!(sector = %id, error = %e, "unreadable sector snapshot; starting the sector fresh");
+                // Its counters go on from the stored ones: the store only replaces a snapshot with a newer tick.
+                return (game.new_sector(id), snap.seq, snap.tick);
             }
         }
     }

@@ -44,7 +44,7 @@ use crate::input::Input;
 use crate::net::{self, Offer, Opcode};
 use crate::persist::{PersistBatch, Persister};
 use crate::phase::{PhaseSlot, PhaseWheel};
-use crate::store::{now_millis, ParkedAvatar, SectorSnapshot};
+use crate::store::{now_millis, ParkedAvatar, SectorSnapshot, SINGLE_NODE_EPOCH};
 pub use messages::SectorMsg;
 
 /// Encodes a server frame and wraps it in one WebSocket frame. A frame that cannot be encoded (a game type whose
@@ -753,6 +753,7 @@ impl<G: Game> SectorState<G> {
                 seq: self.seq,
                 tick: self.tick,
                 state,
+                epoch: SINGLE_NODE_EPOCH,
             }],
             avatars,
         })

@@ -26,6 +26,8 @@ pub enum StoreError {
          run a server at least as new"
     )]
     TooNew(String),
+    #[error("sector {0} is owned under a newer epoch: this writer is fenced off")]
+    Fenced(Uuid),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -52,12 +54,19 @@ pub struct ParkedAvatar {
     pub avatar: Vec<u8>,
 }
 
+/// The ownership epoch of a single node's regions. Multi-node ownership will hand out higher epochs; the store
+/// already refuses a snapshot from an epoch older than the stored one ([`StoreError::Fenced`]).
+pub const SINGLE_NODE_EPOCH: u64 = 1;
+
 /// A sector's persisted state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectorSnapshot {
     pub sector: Uuid,
     pub seq: u64,
+    /// The sector's version: a stored snapshot is only replaced by one with a tick at least as new (same epoch).
     pub tick: u64,
+    /// The writer's ownership epoch (fencing token).
+    pub epoch: u64,
     pub state: Vec<u8>,
 }
 
@@ -206,6 +215,7 @@ mod tests {
                 seq: 7,
                 tick: 9,
                 state: vec![4, 5],
+                epoch: SINGLE_NODE_EPOCH,
             };
             // A merged batch may carry a sector twice: the later snapshot wins.
             let older = SectorSnapshot { seq: 6, ..snap.clone() };
@@ -258,6 +268,34 @@ mod tests {
             for id in &ids[1..] {
                 assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(park(id, 1)));
             }
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_older_snapshot_is_ignored_and_an_older_epoch_is_fenced_off() {
+        for place in places().await {
+            let store = place.open().await;
+            let sector = Uuid::new_v4();
+            let snap = |tick: u64, epoch: u64| SectorSnapshot {
+                sector,
+                seq: tick,
+                tick,
+                state: vec![tick as u8],
+                epoch,
+            };
+            store.save(&[snap(9, 1)], &[]).await.unwrap();
+            // A late write of an older state changes nothing (and is no error: the newer state is there).
+            store.save(&[snap(7, 1)], &[]).await.unwrap();
+            assert_eq!(store.load_sectors().await.unwrap(), vec![snap(9, 1)]);
+            // A newer owner's write wins even with an older tick; the old owner is then refused.
+            store.save(&[snap(3, 2)], &[]).await.unwrap();
+            assert_eq!(store.load_sectors().await.unwrap(), vec![snap(3, 2)]);
+            match store.save(&[snap(50, 1)], &[]).await {
+                Err(StoreError::Fenced(s)) => assert_eq!(s, sector),
+                other => panic!("expected Fenced, got {other:?}"),
+            }
+            assert_eq!(store.load_sectors().await.unwrap(), vec![snap(3, 2)]);
             store.close().await;
         }
     }

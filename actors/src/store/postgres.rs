@@ -156,20 +156,43 @@ impl Store for PgStore {
         // only its last entry is bound (one `INSERT ... ON CONFLICT` cannot touch a row twice).
         let sectors = last_per_sector(sectors);
         if !sectors.is_empty() {
-            sqlx::query(
-                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at) \
-                 SELECT s.id::uuid, s.seq, s.tick, s.state, $5 \
-                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bytea[]) AS s(id, seq, tick, state) \
+            let ids: Vec<String> = sectors.iter().map(|s| s.sector.to_string()).collect();
+            let epochs: Vec<i64> = sectors.iter().map(|s| s.epoch as i64).collect();
+            // A conditional write, decided by the database: an older version (same epoch, older tick) or an older
+            // epoch leaves the stored snapshot alone.
+            let written = sqlx::query(
+                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at, epoch) \
+                 SELECT s.id::uuid, s.seq, s.tick, s.state, $5, s.epoch \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $6::bigint[]) \
+                 AS s(id, seq, tick, state, epoch) \
                  ON CONFLICT (sector_id) DO UPDATE SET seq = excluded.seq, tick = excluded.tick, \
-                 state = excluded.state, updated_at = excluded.updated_at",
+                 state = excluded.state, updated_at = excluded.updated_at, epoch = excluded.epoch \
+                 WHERE excluded.epoch > sector_snapshots.epoch \
+                 OR (excluded.epoch = sector_snapshots.epoch AND excluded.tick >= sector_snapshots.tick)",
             )
-            .bind(sectors.iter().map(|s| s.sector.to_string()).collect::<Vec<_>>())
+            .bind(&ids)
             .bind(sectors.iter().map(|s| s.seq as i64).collect::<Vec<_>>())
             .bind(sectors.iter().map(|s| s.tick as i64).collect::<Vec<_>>())
             .bind(sectors.iter().map(|s| s.state.clone()).collect::<Vec<_>>())
             .bind(now)
+            .bind(&epochs)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if written < sectors.len() as u64 {
+                let fenced = sqlx::query(
+                    "SELECT s.sector_id::text AS sector_id FROM sector_snapshots s \
+                     JOIN UNNEST($1::text[], $2::bigint[]) AS b(id, epoch) ON s.sector_id = b.id::uuid \
+                     WHERE s.epoch > b.epoch LIMIT 1",
+                )
+                .bind(&ids)
+                .bind(&epochs)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = fenced {
+                    return Err(StoreError::Fenced(uuid_of(&row, "sector_id")?));
+                }
+            }
         }
         let avatars = last_per_character(avatars);
         if !avatars.is_empty() {
@@ -190,7 +213,7 @@ impl Store for PgStore {
     }
 
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query("SELECT sector_id::text AS sector_id, seq, tick, state FROM sector_snapshots")
+        let rows = sqlx::query("SELECT sector_id::text AS sector_id, seq, tick, state, epoch FROM sector_snapshots")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -200,6 +223,7 @@ impl Store for PgStore {
                     seq: r.try_get::<i64, _>("seq")? as u64,
                     tick: r.try_get::<i64, _>("tick")? as u64,
                     state: r.try_get("state")?,
+                    epoch: r.try_get::<i64, _>("epoch")? as u64,
                 })
             })
             .collect()

@@ -152,18 +152,35 @@ impl Store for SqliteStore {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         for s in sectors {
-            sqlx::query(
-                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at) VALUES (?, ?, ?, ?, ?) \
+            // A conditional write, decided by the database: an older version (same epoch, older tick) or an older
+            // epoch leaves the stored snapshot alone.
+            let written = sqlx::query(
+                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at, epoch) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
                  ON CONFLICT(sector_id) DO UPDATE SET seq = excluded.seq, tick = excluded.tick, \
-                 state = excluded.state, updated_at = excluded.updated_at",
+                 state = excluded.state, updated_at = excluded.updated_at, epoch = excluded.epoch \
+                 WHERE excluded.epoch > sector_snapshots.epoch \
+                 OR (excluded.epoch = sector_snapshots.epoch AND excluded.tick >= sector_snapshots.tick)",
             )
             .bind(s.sector.to_string())
             .bind(s.seq as i64)
             .bind(s.tick as i64)
             .bind(&s.state)
             .bind(now)
+            .bind(s.epoch as i64)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if written == 0 {
+                let newer = sqlx::query("SELECT 1 FROM sector_snapshots WHERE sector_id = ? AND epoch > ?")
+                    .bind(s.sector.to_string())
+                    .bind(s.epoch as i64)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if newer.is_some() {
+                    return Err(StoreError::Fenced(s.sector));
+                }
+            }
         }
         // Avatars in chunks of AVATARS_PER_STATEMENT, each one statement with one bound value (a JSON array of
         // [character, sector, hex avatar]), not one statement per avatar: a 100-ship sector's snapshot is two round
@@ -184,7 +201,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query("SELECT sector_id, seq, tick, state FROM sector_snapshots")
+        let rows = sqlx::query("SELECT sector_id, seq, tick, state, epoch FROM sector_snapshots")
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
@@ -194,6 +211,7 @@ impl Store for SqliteStore {
                     seq: r.get::<i64, _>("seq") as u64,
                     tick: r.get::<i64, _>("tick") as u64,
                     state: r.get("state"),
+                    epoch: r.get::<i64, _>("epoch") as u64,
                 })
             })
             .collect()
