@@ -224,3 +224,15 @@ async fn an_acknowledged_trade_survives_kill_9() {
         "the station's stock survives too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_writes_are_measured_batch_by_batch() {
+    let server = TestServer::start().await;
+    let r = server.admin_post("/v1/admin/snapshot").await;
+    assert_eq!(r.status(), 200);
+    // The admin snapshot is one batch holding every sector (2 regions of 6 in the test galaxy, and the nexus).
+    assert!(server.metric("orrery_snapshot_batch_sectors_count").await >= 1.0);
+    assert!(server.metric("orrery_snapshot_batch_sectors_sum").await >= 12.0);
+    assert!(server.metric("orrery_snapshot_write_seconds_count").await >= 1.0);
+    assert!(server.metrics().await.contains("orrery_persist_queue_depth"));
+}

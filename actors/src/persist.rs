@@ -71,7 +71,10 @@ impl Persister {
                     acks.extend(more.ack);
                     jobs += 1;
                 }
-                depth.fetch_sub(jobs, Ordering::AcqRel);
+                let left = depth.fetch_sub(jobs, Ordering::AcqRel).saturating_sub(jobs);
+                metrics::gauge!("orrery_persist_queue_depth").set(left as f64);
+                metrics::histogram!("orrery_snapshot_batch_sectors").record(batch.sectors.len() as f64);
+                metrics::histogram!("orrery_snapshot_batch_avatars").record(batch.avatars.len() as f64);
                 let started = std::time::Instant::now();
                 let ok = match store.save(&batch.sectors, &batch.avatars).await {
                     Ok(()) => {
