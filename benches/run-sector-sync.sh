@@ -19,6 +19,9 @@
 #   SKIP_BUILD=1     do not run cargo build
 #   BENCH_DOC        the Markdown file to write the table into (default docs/benchmarks.md)
 #   CARGO_TARGET_DIR honoured (default target/)
+#   BENCH_POSTGRES   admin URL of a PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/postgres): each server
+#                    run gets a fresh database there (created with psql, dropped after) and `--database-url`
+#                    instead of the embedded store. Use a scratch BENCH_DOC to keep both tables.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -169,13 +172,23 @@ for X in "$@"; do
 
     # --- the server, then the floor with the same clients, then the floor reading the same inputs ---
     DATA=$(mktemp -d -t orrery-bench-XXXXXX)
+    DB_FLAGS=()
+    if [ -n "${BENCH_POSTGRES:-}" ]; then
+        DBNAME=orrery_bench_$(date +%s)_${X,,}
+        psql "$BENCH_POSTGRES" -qtAc "CREATE DATABASE $DBNAME" >/dev/null
+        DB_FLAGS=(--database-url "${BENCH_POSTGRES%/*}/$DBNAME")
+    fi
     SERVER_CMD=(env RUST_LOG=warn taskset -c 0 "$ORRERY" serve --bind "127.0.0.1:$PORT" --data-dir "$DATA"
-        --allow-spawn-choice --guest-logins-per-minute 0 --max-msgs-per-sec 100 --msg-burst 200 --regions 2 --sectors-per-region 30)
+        --allow-spawn-choice --guest-logins-per-minute 0 --max-msgs-per-sec 100 --msg-burst 200 --regions 2 --sectors-per-region 30
+        "${DB_FLAGS[@]}")
     NO_FLAGS=()
     measure "" SERVER_CMD NO_FLAGS
     read -r idle_server server_rc load_rc rss_base_kib <<<"$RUN_IDLE $RUN_READY_RC $RUN_LOAD_RC $RUN_RSS_KIB"
     server_cmds=("$RUN_SERVER" "$RUN_LOAD")
     rm -rf "$DATA"
+    if [ -n "${BENCH_POSTGRES:-}" ]; then
+        psql "$BENCH_POSTGRES" -qtAc "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" >/dev/null || true
+    fi
 
     FLOOR_CMD=(taskset -c 0 "$FLOOR" --bind "127.0.0.1:$PORT" --frame-bytes "$FLOOR_FRAME_BYTES" --hz 20)
     FLOOR_FLAGS=(--floor)
