@@ -96,6 +96,16 @@ struct StoreArgs {
     data_dir: PathBuf,
 }
 
+impl StoreArgs {
+    /// The embedded store's file (created on demand by the store), or an error naming it when the command needs an
+    /// existing store and there is none: a mistyped --data-dir must not quietly start an empty store.
+    fn embedded_file(&self, must_exist: bool) -> anyhow::Result<PathBuf> {
+        let file = self.data_dir.join("orrery.db");
+        anyhow::ensure!(!must_exist || file.exists(), "no store at {}", file.display());
+        Ok(file)
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
     Toml,
@@ -319,8 +329,7 @@ async fn purge_guests(older_than_days: f64, store: StoreArgs) -> anyhow::Result<
         "--older-than-days must be zero or more"
     );
     if store.database_url.is_none() {
-        let db = store.data_dir.join("orrery.db");
-        anyhow::ensure!(db.exists(), "no store at {}", db.display());
+        store.embedded_file(true)?;
     }
     let store = orrery_api::open_store(store.database_url.as_deref(), &store.data_dir).await?;
     let cutoff = orrery_actors::store::now_millis() - (older_than_days * 86_400_000.0) as i64;
@@ -336,10 +345,7 @@ async fn migrate(cmd: MigrateCommand) -> anyhow::Result<ExitCode> {
         MigrateCommand::Status(args) => (args, false),
         MigrateCommand::Up(args) => (args, true),
     };
-    let file = args.data_dir.join("orrery.db");
-    if args.database_url.is_none() && !apply {
-        anyhow::ensure!(file.exists(), "no store at {}", file.display());
-    }
+    let file = args.embedded_file(args.database_url.is_none() && !apply)?;
     if args.database_url.is_none() {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;

@@ -1,6 +1,7 @@
 //! The server on PostgreSQL (`--database-url`), end to end: migrations applied at start, guests, parked ships,
-//! trades and sector snapshots kept across a restart; an unreachable database fails the start at once, naming it. Each test has a scratch database of its own, dropped at its
-//! end. The store's behaviour and the migrator are tested on both backends in `actors/src/store`.
+//! trades and sector snapshots kept across a restart; an unreachable database fails the start at once, naming it.
+//! Each test has a scratch database of its own, dropped at its end. The store's behaviour and the migrator are
+//! tested on both backends in `actors/src/store`.
 
 mod common;
 
@@ -26,7 +27,6 @@ async fn a_server_on_postgres_keeps_ships_trades_and_sectors_across_a_restart() 
     server.stop().await;
 
     // Nothing of it was in the data directory: a new one, same database.
-    let mut cfg = cfg.clone();
     cfg.data_dir = temp_dir();
     let server = TestServer::start_with(cfg).await;
     let again = Client::join(&server, &token, Encoding::Binary).await;

@@ -123,6 +123,18 @@ pub struct Parcel {
     pub attempts: u32,
 }
 
+impl Parcel {
+    /// A fresh handle (no attempts yet) of parcel `id`, addressed as its transfer is now.
+    fn new<G: Game>(id: u64, transfer: &Transfer<G>) -> Self {
+        Self {
+            id,
+            from: transfer.from,
+            to: transfer.to,
+            attempts: 0,
+        }
+    }
+}
+
 /// A posted ship, with the times its delivery was started and last driven.
 struct Posted<G: Game> {
     transfer: Transfer<G>,
@@ -278,12 +290,7 @@ impl<G: Game> Directory<G> {
     /// Takes custody of a ship leaving its sector; the returned handle is what travels to the target.
     pub fn post(&self, transfer: Transfer<G>) -> Parcel {
         let id = self.next_parcel.fetch_add(1, Ordering::Relaxed);
-        let parcel = Parcel {
-            id,
-            from: transfer.from,
-            to: transfer.to,
-            attempts: 0,
-        };
+        let parcel = Parcel::new(id, &transfer);
         let now = Instant::now();
         self.parcels.insert(
             id,
@@ -318,12 +325,7 @@ impl<G: Game> Directory<G> {
         p.posted = now;
         p.driven = now;
         metrics::counter!("orrery_transfers_returned_total").increment(1);
-        Some(Parcel {
-            id: parcel.id,
-            from: p.transfer.from,
-            to: p.transfer.to,
-            attempts: 0,
-        })
+        Some(Parcel::new(parcel.id, &p.transfer))
     }
 
     /// The parcels not taken within `redrive` of their last delivery attempt (marked as driven now), each with how
@@ -334,13 +336,10 @@ impl<G: Game> Directory<G> {
         for mut entry in self.parcels.iter_mut() {
             if now.duration_since(entry.driven) >= redrive {
                 entry.driven = now;
-                let parcel = Parcel {
-                    id: *entry.key(),
-                    from: entry.transfer.from,
-                    to: entry.transfer.to,
-                    attempts: 0,
-                };
-                due.push((parcel, now.duration_since(entry.posted)));
+                due.push((
+                    Parcel::new(*entry.key(), &entry.transfer),
+                    now.duration_since(entry.posted),
+                ));
             }
         }
         due

@@ -108,12 +108,17 @@ impl<G: Game> NodeFabric<G> {
             metrics::counter!("orrery_global_chat_dropped_total").increment(1);
             return warn!("no nexus for 2 s; a global chat line was dropped");
         }
+        self.after_hop_retry(move |fabric| fabric.chat_via_nexus(failed, attempts + 1));
+    }
+
+    /// Runs `again` once [`HOP_RETRY`] has passed (nothing when the node is gone).
+    fn after_hop_retry(&self, again: impl FnOnce(&Arc<Self>) + Send + 'static) {
         let Some(fabric) = self.me.upgrade() else {
             return;
         };
         tokio::spawn(async move {
             tokio::time::sleep(HOP_RETRY).await;
-            fabric.chat_via_nexus(failed, attempts + 1);
+            again(&fabric);
         });
     }
 
@@ -125,13 +130,7 @@ impl<G: Game> NodeFabric<G> {
         if parcel.attempts > MAX_HOP_RETRIES {
             return debug!(from = %parcel.from, to = %parcel.to, "hop retries exhausted; the parcel sweep takes over");
         }
-        let Some(fabric) = self.me.upgrade() else {
-            return;
-        };
-        tokio::spawn(async move {
-            tokio::time::sleep(HOP_RETRY).await;
-            again(&fabric, parcel);
-        });
+        self.after_hop_retry(move |fabric| again(fabric, parcel));
     }
 
     /// Delivers again every parcel its target has not taken within [`REDRIVE_AFTER`] of the last attempt (its

@@ -58,11 +58,7 @@ impl<G: Game> Actor for NodeRoot<G> {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let nexus_args = NexusArgs {
-            directory: Arc::clone(&args.directory),
-            fabric: Arc::clone(&args.fabric),
-        };
-        Actor::spawn_linked(None, Nexus::<G>::default(), nexus_args, myself.get_cell()).await?;
+        spawn_nexus(&myself, &args.directory, &args.fabric).await?;
         let (manager, _) =
             Actor::spawn_linked(None, RegionManager::<G>::default(), args.regions, myself.get_cell()).await?;
         Ok(RootState {
@@ -100,14 +96,24 @@ impl<G: Game> Actor for NodeRoot<G> {
             // registers itself with the fabric; deliveries that failed meanwhile are retried.
             warn!(error = %err, "nexus failed; restarting it");
             metrics::counter!("orrery_nexus_restarts_total").increment(1);
-            let args = NexusArgs {
-                directory: Arc::clone(&state.directory),
-                fabric: Arc::clone(&state.fabric),
-            };
-            Actor::spawn_linked(None, Nexus::<G>::default(), args, myself.get_cell()).await?;
+            spawn_nexus(&myself, &state.directory, &state.fabric).await?;
         }
         Ok(())
     }
+}
+
+/// Starts a nexus under the root (it registers itself with the fabric).
+async fn spawn_nexus<G: Game>(
+    root: &ActorRef<RootMsg>,
+    directory: &Arc<Directory<G>>,
+    fabric: &Arc<NodeFabric<G>>,
+) -> Result<(), ActorProcessingErr> {
+    let args = NexusArgs {
+        directory: Arc::clone(directory),
+        fabric: Arc::clone(fabric),
+    };
+    Actor::spawn_linked(None, Nexus::<G>::default(), args, root.get_cell()).await?;
+    Ok(())
 }
 
 /// Messages of the root actor.

@@ -110,21 +110,10 @@ async fn applied(pool: &DbPool) -> Result<Vec<(i64, String)>, StoreError> {
     if !exists {
         return Ok(Vec::new());
     }
-    let rows = match pool {
-        DbPool::Sqlite(p) => sqlx::query(LIST)
-            .fetch_all(p)
-            .await?
-            .into_iter()
-            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
-            .collect(),
-        DbPool::Postgres(p) => sqlx::query(LIST)
-            .fetch_all(p)
-            .await?
-            .into_iter()
-            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
-            .collect(),
-    };
-    Ok(rows)
+    Ok(match pool {
+        DbPool::Sqlite(p) => sqlx::query_as(LIST).fetch_all(p).await?,
+        DbPool::Postgres(p) => sqlx::query_as(LIST).fetch_all(p).await?,
+    })
 }
 
 /// Every migration this build knows and which of them the database has.
@@ -157,6 +146,7 @@ pub async fn status(pool: &DbPool) -> Result<Report, StoreError> {
 /// database that has migrations this build does not know.
 pub async fn up(pool: &DbPool) -> Result<usize, StoreError> {
     let before = status(pool).await?;
+    let legacy = applied(pool).await?.iter().any(|(v, _)| *v == LEGACY_VERSION);
     if !before.unknown.is_empty() {
         let names: Vec<String> = before.unknown.iter().map(|(v, d)| format!("{v} {d}")).collect();
         return Err(StoreError::TooNew(names.join(", ")));
@@ -168,12 +158,14 @@ pub async fn up(pool: &DbPool) -> Result<usize, StoreError> {
     let migrator = Migrator::with_migrations(all);
     let run = match pool {
         DbPool::Sqlite(p) => {
-            // The embedded store's pre-module migration: its tables are identity's and world's first migrations.
-            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?")
-                .bind(LEGACY_VERSION)
-                .execute(p)
-                .await
-                .ok();
+            if legacy {
+                // The embedded store's pre-module migration: its tables are identity's and world's first migrations,
+                // which create them only if missing and are recorded in its place.
+                sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?")
+                    .bind(LEGACY_VERSION)
+                    .execute(p)
+                    .await?;
+            }
             migrator.run(p).await
         }
         DbPool::Postgres(p) => migrator.run(p).await,
@@ -192,7 +184,7 @@ mod tests {
     use super::super::postgres::{test_admin_url, PgStore, ScratchDatabase};
     use super::*;
 
-    /// The embedded store's only migration before modules owned them (`migrations/sqlite/0001_init.sql`).
+    /// The embedded store's only migration before modules owned them (formerly `migrations/sqlite/0001_init.sql`).
     const LEGACY_INIT: &str = "
         CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
             kind TEXT NOT NULL DEFAULT 'guest', created_at INTEGER NOT NULL);
