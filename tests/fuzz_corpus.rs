@@ -140,6 +140,7 @@ fn write_seed_corpus() {
                 commodity: Commodity::LuxuryGoods,
                 side: Side::Sell,
                 qty: 7,
+                key: None,
             }),
         ),
     ];

@@ -478,6 +478,7 @@ async fn owed_trade_replies_are_delivered_before_the_shutdown_close() {
                 commodity: listing.commodity,
                 side: Side::Buy,
                 qty: 1,
+                key: None,
             })
             .await;
         sent.push((id, j.profile.credits));

@@ -170,12 +170,12 @@ async fn a_snapshot_queued_before_a_ship_was_parked_never_overwrites_the_parking
     };
     let (_, stale) = node.game.spawn(&seed, 0);
     node.persister().submit(PersistBatch {
-        sectors: Vec::new(),
         avatars: vec![ParkedAvatar {
             character_id: character,
             sector: elsewhere,
             avatar: postcard::to_allocvec(&stale).unwrap(),
         }],
+        ..PersistBatch::default()
     });
     // The client goes away: the session parks the ship in `home`.
     link.input_ended();

@@ -167,6 +167,8 @@ pub struct Directory<G: Game> {
     /// A graceful shutdown has begun: sectors stop reading client input (no new commands), so that every reply
     /// already owed can be delivered before sessions are closed.
     draining: AtomicBool,
+    /// Keyed commands between their arrival and their commit.
+    pub keys: crate::ledger::KeyBook,
 }
 
 impl<G: Game> std::fmt::Debug for Directory<G> {
@@ -187,6 +189,7 @@ impl<G: Game> Default for Directory<G> {
             parcels: DashMap::new(),
             next_parcel: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            keys: crate::ledger::KeyBook::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dilation;
 pub mod directory;
 pub mod input;
+pub mod ledger;
 pub mod liveness;
 pub mod net;
 pub mod persist;

@@ -4,30 +4,19 @@
 //! carry acknowledgements: callbacks run once its transaction has committed (or failed), which is how a durable
 //! command's reply waits for the disk without the sector waiting for anything.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::store::{ParkedAvatar, SectorSnapshot, SharedStore};
+use crate::store::SharedStore;
 
 /// Called with `true` once the batch it came with is durable, `false` if writing it failed.
 pub type Ack = Box<dyn FnOnce(bool) + Send>;
 
-/// Snapshots and avatars to write in one transaction.
-#[derive(Debug, Default, Clone)]
-pub struct PersistBatch {
-    pub sectors: Vec<SectorSnapshot>,
-    pub avatars: Vec<ParkedAvatar>,
-}
-
-impl PersistBatch {
-    pub fn extend(&mut self, other: PersistBatch) {
-        self.sectors.extend(other.sectors);
-        self.avatars.extend(other.avatars);
-    }
-}
+/// Snapshots, avatars and ledger transactions to write in one transaction.
+pub type PersistBatch = crate::store::Batch;
 
 struct Job {
     batch: PersistBatch,
@@ -45,6 +34,9 @@ const MAX_QUEUED_SNAPSHOTS: usize = 256;
 pub struct Persister {
     tx: mpsc::UnboundedSender<Job>,
     queued: Arc<AtomicUsize>,
+    /// Whether the last write succeeded: while it did not, durable commands are refused.
+    healthy: Arc<AtomicBool>,
+    store: Option<SharedStore>,
 }
 
 impl std::fmt::Debug for Persister {
@@ -61,6 +53,9 @@ impl Persister {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let queued = Arc::new(AtomicUsize::new(0));
         let depth = Arc::clone(&queued);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let health = Arc::clone(&healthy);
+        let reader = Arc::clone(&store);
         let handle = tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = first.batch;
@@ -76,7 +71,7 @@ impl Persister {
                 metrics::histogram!("orrery_snapshot_batch_sectors").record(batch.sectors.len() as f64);
                 metrics::histogram!("orrery_snapshot_batch_avatars").record(batch.avatars.len() as f64);
                 let started = std::time::Instant::now();
-                let ok = match store.save(&batch.sectors, &batch.avatars).await {
+                let ok = match store.save(&batch).await {
                     Ok(()) => {
                         let took = started.elapsed();
                         metrics::counter!("orrery_snapshots_written_total").increment(batch.sectors.len() as u64);
@@ -97,12 +92,31 @@ impl Persister {
                         false
                     }
                 };
+                health.store(ok, Ordering::Release);
                 for ack in acks {
                     ack(ok);
                 }
             }
         });
-        (Self { tx, queued }, handle)
+        (
+            Self {
+                tx,
+                queued,
+                healthy,
+                store: Some(reader),
+            },
+            handle,
+        )
+    }
+
+    /// Whether the store is taking writes (the last write succeeded).
+    pub fn available(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// The store behind the persister, for reads off the tick path (none for a detached persister).
+    pub fn store(&self) -> Option<SharedStore> {
+        self.store.clone()
     }
 
     /// A persister with no task behind it: every batch fails at once (for tests that do not persist).
@@ -112,6 +126,8 @@ impl Persister {
         Self {
             tx,
             queued: Arc::new(AtomicUsize::new(0)),
+            healthy: Arc::new(AtomicBool::new(true)),
+            store: None,
         }
     }
 

@@ -10,6 +10,8 @@ use std::fmt::Debug;
 use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
+use crate::ledger::Posting;
+
 /// A player-controlled thing that lives in exactly one sector at a time (a ship in the reference game).
 pub type EntityId = Uuid;
 /// A sector: the unit of simulation, one actor each.
@@ -48,6 +50,9 @@ pub struct CharacterSeed {
 pub enum Outcome<G: Game> {
     /// Applied in place; answer the client with this event, if any.
     Reply(Option<G::Event>),
+    /// Applied in place, and it moved assets: the machinery writes `postings` (balanced per asset, see
+    /// [`crate::ledger`]) as one ledger transaction together with the changed state, then answers with `reply`.
+    Posted { reply: G::Event, postings: Vec<Posting> },
     /// The avatar has already been removed from this sector (and paid for the move); the machinery
     /// carries it to sector `to` and admits it there.
     Transfer { avatar: G::Avatar, to: SectorId },
@@ -101,6 +106,35 @@ pub trait Game: Send + Sync + Sized + 'static {
         command: Self::Command,
         now: Millis,
     ) -> Result<Outcome<Self>, Self::Error>;
+    /// The client's idempotency key of a command, if it carries one: a command repeated with the same key (by the
+    /// same character, also after a reconnect or a restart) is applied once and the repeat answered with the
+    /// original reply. Only commands answered with [`Outcome::Posted`] are remembered.
+    fn command_key<'a>(&self, command: &'a Self::Command) -> Option<&'a str> {
+        let _ = command;
+        None
+    }
+    /// What a new avatar holds that the world issued to it (starting credits...), as postings from
+    /// [`crate::Holder::World`]: written once per character, as the ledger's opening entry for it.
+    fn avatar_opening(&self, avatar: &Self::Avatar) -> Vec<Posting> {
+        let _ = avatar;
+        Vec::new()
+    }
+    /// What a sector's fixtures hold that the world issued to them (a station's opening stock and credits):
+    /// written once per sector, as the ledger's opening entry for them, with the sector's first write.
+    fn sector_opening(&self, sector: &Self::Sector) -> Vec<Posting> {
+        let _ = sector;
+        Vec::new()
+    }
+    /// The version of the encoding of [`Game::Sector`] in snapshots. Raise it when the sector's serialized form
+    /// changes, and teach [`Game::decode_sector`] to read the older versions still stored.
+    const SECTOR_FORMAT: u32 = 1;
+    /// Decodes a stored sector snapshot written with format `format` (postcard).
+    fn decode_sector(&self, format: u32, bytes: &[u8]) -> Result<Self::Sector, String> {
+        if format != Self::SECTOR_FORMAT {
+            return Err(format!("unknown sector format {format} (this build writes {})", Self::SECTOR_FORMAT));
+        }
+        postcard::from_bytes(bytes).map_err(|e| e.to_string())
+    }
     /// Whether an accepted command must be on disk before its reply is sent (a trade: what a player was told
     /// happened must survive a crash). Such commands cost a snapshot write each; the default is none.
     fn durable(&self, command: &Self::Command) -> bool {

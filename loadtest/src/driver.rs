@@ -275,6 +275,7 @@ impl Scheduler {
                         commodity,
                         side,
                         qty: 1,
+                        key: None,
                     }),
                 );
                 let (op, payload) = client::encode(shared.encoding, &frame);

@@ -316,6 +316,7 @@ mod tests {
                     commodity: Commodity::LuxuryGoods,
                     side: Side::Sell,
                     qty: 9,
+                    key: None,
                 }),
             ),
         ];

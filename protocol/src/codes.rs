@@ -14,6 +14,11 @@ pub const INVALID_CHAT: &str = "invalid_chat";
 pub const SECTOR_UNAVAILABLE: &str = "sector_unavailable";
 /// The server failed in a way the client cannot fix; nothing acknowledged was lost.
 pub const INTERNAL: &str = "internal";
+/// A command's idempotency `key` is empty or longer than [`crate::MAX_COMMAND_KEY`] bytes.
+pub const INVALID_KEY: &str = "invalid_key";
+/// The database cannot be written right now: a command that must be on disk before it is acknowledged (a trade)
+/// was refused and changed nothing; retry later (with the same `key`).
+pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
 
 /// Normal closure (the client asked to close).
 pub const CLOSE_NORMAL: u16 = 1000;

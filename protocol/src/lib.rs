@@ -25,3 +25,5 @@ pub const SUBPROTOCOL_BIN: &str = "orrery.bin.v1";
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// The longest chat text, in bytes.
 pub const MAX_CHAT_TEXT: usize = 512;
+/// Longest idempotency `key` of a command, in bytes.
+pub const MAX_COMMAND_KEY: usize = 64;

@@ -155,7 +155,7 @@ fn restore<G: Game>(
     snapshot: Option<&orrery_actors::store::SectorSnapshot>,
 ) -> (G::Sector, u64, u64) {
     if let Some(snap) = snapshot {
-        match postcard::from_bytes::<G::Sector>(&snap.state) {
+        match game.decode_sector(snap.format, &snap.state) {
             Ok(mut state) => {
                 for avatar in game.avatars(&state) {
                     let _ = game.depart(&mut state, game.avatar_id(&avatar));

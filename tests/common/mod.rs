@@ -403,6 +403,7 @@ impl Client {
                 commodity,
                 side,
                 qty,
+                key: None,
             })
             .await;
         self.recv_until(|f| match &f.msg {

@@ -33,6 +33,15 @@ pub enum SectorMsg<G: Game> {
         req_id: Option<u64>,
         command: G::Command,
     },
+    /// A keyed command, after the store was asked whether its key was used before: `found` is the stored reply
+    /// (the command was applied already), none (apply it now), or why the store could not be read.
+    Keyed {
+        link: Arc<SessionLink>,
+        req_id: Option<u64>,
+        command: G::Command,
+        key: String,
+        found: Result<Option<Vec<u8>>, String>,
+    },
     /// A ship arriving from another sector (held by the directory until this sector takes it).
     Admit(Parcel),
     /// Encode the current state for the store (periodic snapshots use the persister instead).

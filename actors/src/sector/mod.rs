@@ -31,7 +31,7 @@ use bytes::Bytes;
 use mio::unix::SourceFd;
 use orrery_engine::{EntityId, Game, GameError, Outcome, RegionId, SectorId};
 use orrery_protocol::{
-    codec, codes, ChatChannel, ClientFrame, ClientMessage, DecodeError, Encoding, ServerFrame, ServerMessage,
+    codec, codes, ChatChannel, MAX_COMMAND_KEY, ClientFrame, ClientMessage, DecodeError, Encoding, ServerFrame, ServerMessage,
 };
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -44,7 +44,9 @@ use crate::input::Input;
 use crate::net::{self, Offer, Opcode};
 use crate::persist::{PersistBatch, Persister};
 use crate::phase::{PhaseSlot, PhaseWheel};
-use crate::store::{now_millis, ParkedAvatar, SectorSnapshot, SINGLE_NODE_EPOCH};
+use crate::ledger::{self, Waiter};
+use crate::persist::Ack;
+use crate::store::{now_millis, LedgerTx, ParkedAvatar, SectorSnapshot, SINGLE_NODE_EPOCH};
 pub use messages::SectorMsg;
 
 /// Encodes a server frame and wraps it in one WebSocket frame. A frame that cannot be encoded (a game type whose
@@ -129,6 +131,10 @@ pub struct SectorCell<G: Game> {
     starts: Mutex<u64>,
     /// The time dilation factor subscribers were last told (f64 bits), so that a restarted actor resumes at it.
     dilation: AtomicU64,
+    /// Ledger transactions the state includes that are not known to be written yet (the sector's opening, a trade
+    /// whose write failed). Every batch the sector writes carries them until one is committed: a snapshot is never
+    /// written without the ledger rows of what it holds (their ids make repeats harmless).
+    unwritten: Mutex<Vec<LedgerTx>>,
 }
 
 /// The sector's inbound side: a poller over its subscribers' sockets (edge-triggered readiness).
@@ -228,7 +234,15 @@ impl<G: Game> SectorCell<G> {
             }),
             starts: Mutex::new(0),
             dilation: AtomicU64::new(1.0f64.to_bits()),
+            unwritten: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Once a batch carrying `ids` is committed, they are no longer owed.
+    fn written(&self, ids: &[uuid::Uuid]) {
+        if !ids.is_empty() {
+            self.unwritten.lock().retain(|t| !ids.contains(&t.id));
+        }
     }
 
     fn journal(&self, op: JournalOp<G>) {
@@ -631,7 +645,12 @@ impl<G: Game> SectorState<G> {
             // A state that cannot be encoded stays dirty: the next interval tries again.
             if let Ok(batch) = self.snapshot() {
                 self.dirty = false;
-                self.persister.submit(batch);
+                if batch.ledger.is_empty() {
+                    self.persister.submit(batch);
+                } else {
+                    let written = self.ledger_written(&batch);
+                    self.persister.submit_durable(batch, Box::new(written));
+                }
             }
         }
         if idle {
@@ -754,9 +773,33 @@ impl<G: Game> SectorState<G> {
                 tick: self.tick,
                 state,
                 epoch: SINGLE_NODE_EPOCH,
+                format: G::SECTOR_FORMAT,
             }],
             avatars,
+            ledger: self.cell.unwritten.lock().clone(),
         })
+    }
+
+    /// An acknowledgement that marks the batch's ledger transactions written once it is committed.
+    fn ledger_written(&self, batch: &PersistBatch) -> impl FnOnce(bool) + Send + 'static {
+        let ids: Vec<uuid::Uuid> = batch.ledger.iter().map(|t| t.id).collect();
+        let cell = Arc::clone(&self.cell);
+        move |ok| {
+            if ok {
+                cell.written(&ids);
+            }
+        }
+    }
+
+    /// Answers a command: its sender, or, for a keyed command, everyone waiting on its key.
+    fn answer(&self, link: &SessionLink, req_id: Option<u64>, key: Option<&str>, frame: impl Fn(Option<u64>) -> ServerFrame<G>) {
+        match key {
+            Some(key) => self
+                .directory
+                .keys
+                .finish(link.character, key, |id, encoding| encode_frame(&frame(id), encoding)),
+            None => self.send_to(link, frame(req_id)),
+        }
     }
 
     /// Whether the session's ship is here; if not (it left on a warp a moment ago), tells the client so.
@@ -779,11 +822,123 @@ impl<G: Game> SectorState<G> {
         if !self.check_here(&link, req_id) {
             return;
         }
+        if let Some(key) = self.game.command_key(&command) {
+            if key.is_empty() || key.len() > MAX_COMMAND_KEY {
+                let message = format!("a command key must be 1 to {MAX_COMMAND_KEY} bytes, got {}", key.len());
+                return self.send_to(&link, ServerFrame::error(req_id, codes::INVALID_KEY, message));
+            }
+            let key = key.to_owned();
+            let waiter = Waiter {
+                link: Arc::clone(&link),
+                req_id,
+            };
+            // A repeat of a keyed command still in flight waits for its answer.
+            if self.directory.keys.begin(link.character, &key, waiter) {
+                self.look_up_key(link, req_id, command, key);
+            }
+            return;
+        }
+        self.apply_command(link, req_id, command, None);
+    }
+
+    /// Asks the store, off the sector, whether a keyed command was applied before; the answer comes back as
+    /// [`SectorMsg::Keyed`] to the sector the ship is in by then.
+    fn look_up_key(&self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command, key: String) {
+        let store = self.persister.store();
+        let directory = Arc::clone(&self.directory);
+        tokio::spawn(async move {
+            let found = match &store {
+                Some(store) => store.keyed_reply(link.character, &key).await.map_err(|e| e.to_string()),
+                None => Ok(None),
+            };
+            let character = link.character;
+            let sector = (!link.in_transit()).then(|| directory.sector(link.sector())).flatten();
+            let delivered = sector.is_some_and(|sector| {
+                sector
+                    .cast(SectorMsg::Keyed {
+                        link,
+                        req_id,
+                        command,
+                        key: key.clone(),
+                        found,
+                    })
+                    .is_ok()
+            });
+            if !delivered {
+                directory.keys.finish(character, &key, |id, encoding| {
+                    let frame = ServerFrame::<G>::error(
+                        id,
+                        codes::SECTOR_UNAVAILABLE,
+                        "your ship's sector could not take the command; retry with the same key",
+                    );
+                    encode_frame(&frame, encoding)
+                });
+            }
+        });
+    }
+
+    /// A keyed command after the store was asked about its key.
+    fn keyed(
+        &mut self,
+        link: Arc<SessionLink>,
+        req_id: Option<u64>,
+        command: G::Command,
+        key: String,
+        found: Result<Option<Vec<u8>>, String>,
+    ) {
+        match found {
+            Err(e) => {
+                warn!(error = %e, "could not look up a command key");
+                self.answer(&link, req_id, Some(&key), |id| {
+                    ServerFrame::error(
+                        id,
+                        codes::STORAGE_UNAVAILABLE,
+                        "the database cannot be read right now; nothing was applied, retry with the same key",
+                    )
+                });
+            }
+            Ok(Some(reply)) => {
+                metrics::counter!("orrery_command_key_repeats_total").increment(1);
+                match postcard::from_bytes::<G::Event>(&reply) {
+                    Ok(event) => self.answer(&link, req_id, Some(&key), |id| {
+                        ServerFrame::new(id, ServerMessage::Game(event.clone()))
+                    }),
+                    Err(e) => {
+                        error!(error = %e, "a stored reply could not be decoded");
+                        self.answer(&link, req_id, Some(&key), |id| {
+                            ServerFrame::error(
+                                id,
+                                codes::INTERNAL,
+                                "this key's command was applied, but its reply cannot be read",
+                            )
+                        });
+                    }
+                }
+            }
+            Ok(None) if !self.is_here(&link) => self.answer(&link, req_id, Some(&key), |id| {
+                ServerFrame::error(id, codes::WARP_IN_PROGRESS, "your ship is between sectors; wait for `warped`")
+            }),
+            Ok(None) => self.apply_command(link, req_id, command, Some(key)),
+        }
+    }
+
+    fn apply_command(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command, key: Option<String>) {
         let now = now_millis();
         self.meters.commands.increment(1);
+        let durable = self.game.durable(&command);
+        if durable && !self.persister.available() {
+            metrics::counter!("orrery_commands_refused_total", "reason" => "storage_unavailable").increment(1);
+            return self.answer(&link, req_id, key.as_deref(), |id| {
+                ServerFrame::error(
+                    id,
+                    codes::STORAGE_UNAVAILABLE,
+                    "the database cannot be written right now; nothing was applied, retry later",
+                )
+            });
+        }
         // A command may change what deltas do not show (credits, cargo): the next snapshot interval writes it.
         self.dirty = true;
-        let durable = self.game.durable(&command);
+        let kind = command_kind(&command);
         match self.game.handle(&mut self.state, link.entity, command.clone(), now) {
             Ok(outcome) => {
                 self.cell.journal(JournalOp::Command {
@@ -792,12 +947,22 @@ impl<G: Game> SectorState<G> {
                     now,
                 });
                 match outcome {
-                    Outcome::Reply(reply) if durable => self.reply_when_durable(link, req_id, reply),
-                    Outcome::Reply(Some(event)) => {
-                        self.send_to(&link, ServerFrame::new(req_id, ServerMessage::Game(event)))
+                    Outcome::Posted { reply, postings } => {
+                        let tx = self.transaction(&link, kind, key.as_deref(), &reply, &postings, now);
+                        self.reply_when_durable(link, req_id, Some(reply), Some(tx), key);
                     }
-                    Outcome::Reply(None) => {}
+                    Outcome::Reply(reply) if durable => self.reply_when_durable(link, req_id, reply, None, key),
+                    Outcome::Reply(reply) => match (reply, key) {
+                        (Some(event), key) => self.answer(&link, req_id, key.as_deref(), |id| {
+                            ServerFrame::new(id, ServerMessage::Game(event.clone()))
+                        }),
+                        (None, Some(key)) => self.directory.keys.finish(link.character, &key, |_, _| Bytes::new()),
+                        (None, None) => {}
+                    },
                     Outcome::Transfer { avatar, to } => {
+                        if let Some(key) = key {
+                            self.directory.keys.finish(link.character, &key, |_, _| Bytes::new());
+                        }
                         self.unsubscribe(link.session);
                         link.depart();
                         debug!(from = %self.id(), %to, "ship leaves sector");
@@ -812,44 +977,94 @@ impl<G: Game> SectorState<G> {
                     }
                 }
             }
-            Err(e) => self.send_to(&link, ServerFrame::error(req_id, e.code(), e.to_string())),
+            Err(e) => self.answer(&link, req_id, key.as_deref(), |id| {
+                ServerFrame::error(id, e.code(), e.to_string())
+            }),
         }
     }
 
-    /// Writes the sector (with every ship in it) through the persister and sends the reply once it is on disk.
-    /// The sector does not wait: it goes on ticking while the write is in flight.
-    fn reply_when_durable(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, reply: Option<G::Event>) {
-        let frame = reply.map(|event| {
-            encode_frame(
-                &ServerFrame::<G>::new(req_id, ServerMessage::Game(event)),
-                link.encoding,
-            )
-        });
-        let failed = encode_frame(
-            &ServerFrame::<G>::error(
-                req_id,
-                orrery_protocol::codes::INTERNAL,
-                "the change could not be saved; it may not survive a restart",
-            ),
-            link.encoding,
-        );
-        let conn = Arc::clone(&link.conn);
-        let Ok(batch) = self.snapshot() else {
-            conn.send(&failed);
-            return;
+    /// The ledger transaction of a command's postings. A keyed command's id comes from its character and key (so
+    /// it is stored once), and its reply is stored with it for repeats.
+    fn transaction(
+        &self,
+        link: &SessionLink,
+        kind: String,
+        key: Option<&str>,
+        reply: &G::Event,
+        postings: &[orrery_engine::Posting],
+        now: i64,
+    ) -> LedgerTx {
+        if !orrery_engine::ledger::balanced(postings) {
+            error!(sector = %self.id(), ?postings, "the rules posted an unbalanced transaction");
+            metrics::counter!("orrery_ledger_unbalanced_total").increment(1);
+        }
+        let character_of = |entity: EntityId| {
+            Some(if entity == link.entity {
+                link.character
+            } else {
+                self.subscribers
+                    .iter()
+                    .find(|l| l.entity == entity)
+                    .map_or(entity, |l| l.character)
+            })
         };
-        self.persister.submit_durable(
-            batch,
-            Box::new(move |ok| match (ok, frame) {
-                (true, Some(frame)) => {
-                    conn.send(&frame);
+        LedgerTx {
+            id: key.map_or_else(uuid::Uuid::new_v4, |k| ledger::keyed_tx_id(link.character, k)),
+            at: now,
+            kind,
+            sector: Some(self.id()),
+            character: Some(link.character),
+            key: key.map(str::to_owned),
+            reply: key.and_then(|_| postcard::to_allocvec(reply).ok()),
+            entries: ledger::entries(postings, character_of).unwrap_or_default(),
+        }
+    }
+
+    /// Writes the sector (with every ship in it, and `tx`) through the persister and sends the reply once it is on
+    /// disk. The sector does not wait: it goes on ticking while the write is in flight. A transaction whose write
+    /// fails stays owed: the sector's next writes carry it.
+    fn reply_when_durable(
+        &mut self,
+        link: Arc<SessionLink>,
+        req_id: Option<u64>,
+        reply: Option<G::Event>,
+        tx: Option<LedgerTx>,
+        key: Option<String>,
+    ) {
+        if let Some(tx) = tx {
+            self.cell.unwritten.lock().push(tx);
+        }
+        let failed = |id| {
+            ServerFrame::<G>::error(
+                id,
+                codes::INTERNAL,
+                "the change could not be saved; it may not survive a restart",
+            )
+        };
+        let Ok(batch) = self.snapshot() else {
+            return self.answer(&link, req_id, key.as_deref(), failed);
+        };
+        let written = self.ledger_written(&batch);
+        let directory = Arc::clone(&self.directory);
+        let ack: Ack = Box::new(move |ok| {
+            written(ok);
+            let frame = |id| match (ok, &reply) {
+                (true, Some(event)) => Some(ServerFrame::<G>::new(id, ServerMessage::Game(event.clone()))),
+                (true, None) => None,
+                (false, _) => Some(failed(id)),
+            };
+            match key {
+                Some(key) => directory.keys.finish(link.character, &key, |id, encoding| {
+                    frame(id).map_or_else(Bytes::new, |f| encode_frame(&f, encoding))
+                }),
+                None => {
+                    if let Some(f) = frame(req_id) {
+                        link.conn.send(&encode_frame(&f, link.encoding));
+                    }
                 }
-                (true, None) => {}
-                (false, _) => {
-                    conn.send(&failed);
-                }
-            }),
-        );
+            }
+        });
+        self.persister.submit_durable(batch, ack);
     }
 
     fn admit(&mut self, parcel: Parcel) {
@@ -871,6 +1086,15 @@ impl<G: Game> SectorState<G> {
             self.tell_dilation(&link);
             self.subscribe(link);
         }
+    }
+}
+
+/// The name of a command's variant (`trade`), from its serialized form; `command` if it has none.
+fn command_kind<C: serde::Serialize>(command: &C) -> String {
+    match serde_json::to_value(command) {
+        Ok(serde_json::Value::Object(map)) if map.len() == 1 => map.keys().next().cloned().unwrap_or_default(),
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "command".to_owned(),
     }
 }
 
@@ -916,6 +1140,14 @@ impl<G: Game> Actor for SectorActor<G> {
             *starts > 1
         };
         let subscribers = args.cell.subscribers.lock().clone();
+        if !restarted {
+            // What the sector's stations opened with, owed to the ledger until the sector's first write.
+            let entries = ledger::entries(&args.game.sector_opening(&state), |_| None).unwrap_or_default();
+            let id = ledger::sector_opening_id(args.cell.id);
+            if let Some(tx) = ledger::opening(id, now_millis(), Some(args.cell.id), None, entries) {
+                args.cell.unwritten.lock().push(tx);
+            }
+        }
         // Periodic snapshots at staggered phases (from the id), like the ticks: sectors started together would
         // otherwise all queue theirs in the same tick, every interval, and the store's burst of work (on the same
         // core) would delay their ticks.
@@ -1091,6 +1323,13 @@ impl<G: Game> Actor for SectorActor<G> {
                 let _ = reply.send(avatar);
             }
             SectorMsg::Command { link, req_id, command } => state.handle_command(link, req_id, command),
+            SectorMsg::Keyed {
+                link,
+                req_id,
+                command,
+                key,
+                found,
+            } => state.keyed(link, req_id, command, key, found),
             SectorMsg::Admit(parcel) => state.admit(parcel),
             SectorMsg::Snapshot(reply) => {
                 state.checkpoint();

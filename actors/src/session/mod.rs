@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::config::EngineConfig;
 use crate::directory::{Directory, SessionLink};
 use crate::input::InputState;
+use crate::ledger;
 use crate::net::Conn;
 use crate::persist::{PersistBatch, Persister};
 use crate::sector::{encode_frame, SectorMsg};
@@ -108,12 +109,12 @@ impl<G: Game> SessionState<G> {
                         // Through the persister, never straight to the store: a snapshot that still holds this ship
                         // (taken before it left) is queued before this row, so it can never overwrite it.
                         let parked = PersistBatch {
-                            sectors: Vec::new(),
                             avatars: vec![ParkedAvatar {
                                 character_id: self.link.character,
                                 sector: at,
                                 avatar: blob,
                             }],
+                            ..PersistBatch::default()
                         };
                         return if self.persister.write(parked).await {
                             Ok(())
@@ -129,18 +130,66 @@ impl<G: Game> SessionState<G> {
     }
 }
 
-/// Loads (or spawns) the character's avatar and the sector it is in.
+/// Loads (or spawns) the character's avatar and the sector it is in, and makes sure the ledger has the character's
+/// opening entry (what the world issued to it). A new character's ship and opening are written before it plays.
 async fn load_avatar<G: Game>(
     game: &G,
     directory: &Directory<G>,
     store: &SharedStore,
+    persister: &Persister,
     identity: &Identity,
 ) -> Result<(SectorId, G::Avatar), SessionError> {
+    let (sector, avatar, new) = find_avatar(game, directory, store, identity).await?;
+    let character = identity.character_id;
+    let entity = game.avatar_id(&avatar);
+    let entries = ledger::entries(&game.avatar_opening(&avatar), |e| (e == entity).then_some(character));
+    let opening = ledger::opening(
+        ledger::character_opening_id(character),
+        now_millis(),
+        None,
+        Some(character),
+        entries.unwrap_or_default(),
+    );
+    if new {
+        let blob = postcard::to_allocvec(&avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
+        let batch = PersistBatch {
+            avatars: vec![ParkedAvatar {
+                character_id: character,
+                sector,
+                avatar: blob,
+            }],
+            ledger: opening.into_iter().collect(),
+            ..PersistBatch::default()
+        };
+        if !persister.write(batch).await {
+            return Err(SessionError::NotSaved);
+        }
+    } else if let Some(tx) = opening {
+        // A character from before the ledger opens with what it holds now; for any other, the opening is stored
+        // already and this write changes nothing.
+        persister.submit_durable(
+            PersistBatch {
+                ledger: vec![tx],
+                ..PersistBatch::default()
+            },
+            Box::new(|_| {}),
+        );
+    }
+    Ok((sector, avatar))
+}
+
+/// The character's parked avatar and its sector, or a newly spawned one (`true`).
+async fn find_avatar<G: Game>(
+    game: &G,
+    directory: &Directory<G>,
+    store: &SharedStore,
+    identity: &Identity,
+) -> Result<(SectorId, G::Avatar, bool), SessionError> {
     if let Some(parked) = store.load_avatar(identity.character_id).await? {
         let avatar: G::Avatar =
             postcard::from_bytes(&parked.avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
         if directory.has_sector(parked.sector) {
-            return Ok((parked.sector, avatar));
+            return Ok((parked.sector, avatar, false));
         }
         warn!(character = %identity.character_id, sector = %parked.sector, "parked in a sector that no longer exists; respawning");
     }
@@ -150,8 +199,8 @@ async fn load_avatar<G: Game>(
     };
     let (sector, avatar) = game.spawn(&seed, now_millis());
     match store.spawn_sector(identity.character_id).await? {
-        Some(chosen) if directory.has_sector(chosen) => Ok((chosen, avatar)),
-        _ => Ok((sector, avatar)),
+        Some(chosen) if directory.has_sector(chosen) => Ok((chosen, avatar, true)),
+        _ => Ok((sector, avatar, true)),
     }
 }
 
@@ -166,7 +215,8 @@ impl<G: Game> Actor for SessionActor<G> {
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let a = args;
-        let (sector, avatar) = match load_avatar(a.game.as_ref(), &a.directory, &a.store, &a.identity).await {
+        let loaded = load_avatar(a.game.as_ref(), &a.directory, &a.store, &a.persister, &a.identity).await;
+        let (sector, avatar) = match loaded {
             Ok(found) => found,
             Err(e) => {
                 a.directory.remove_session(a.session, a.identity.character_id);

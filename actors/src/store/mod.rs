@@ -67,7 +67,106 @@ pub struct SectorSnapshot {
     pub tick: u64,
     /// The writer's ownership epoch (fencing token).
     pub epoch: u64,
+    /// The version of the game's encoding of `state` (`Game::SECTOR_FORMAT` when it was written).
+    pub format: u32,
     pub state: Vec<u8>,
+}
+
+/// Who holds an asset, as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HolderKind {
+    Character,
+    Station,
+    /// The issuer (its id is the nil UUID).
+    World,
+}
+
+impl HolderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderKind::Character => "character",
+            HolderKind::Station => "station",
+            HolderKind::World => "world",
+        }
+    }
+}
+
+/// One line of a ledger transaction: `amount` of `asset` credited (negative: debited) to a holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub kind: HolderKind,
+    pub holder: Uuid,
+    pub asset: String,
+    pub amount: i64,
+}
+
+/// A double-entry transaction: its entries sum to zero per asset. Its id is idempotent (writing it again changes
+/// nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerTx {
+    pub id: Uuid,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// `trade`, `opening`, ...
+    pub kind: String,
+    pub sector: Option<Uuid>,
+    /// The character whose command it was.
+    pub character: Option<Uuid>,
+    /// The command's idempotency key.
+    pub key: Option<String>,
+    /// The reply the client was sent (the game's encoded event), for repeats of a keyed command.
+    pub reply: Option<Vec<u8>>,
+    pub entries: Vec<LedgerEntry>,
+}
+
+/// One holder's line in the ledger: an entry with its transaction.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerLine {
+    pub tx: Uuid,
+    pub at: i64,
+    pub kind: String,
+    pub sector: Option<Uuid>,
+    pub key: Option<String>,
+    pub asset: String,
+    pub amount: i64,
+}
+
+/// A page of a holder's ledger: lines older than `before` (a transaction's `(at, id)`), newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerPage {
+    pub before: Option<(i64, Uuid)>,
+    pub limit: u32,
+}
+
+/// A check of the whole ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerAudit {
+    pub transactions: u64,
+    /// Transactions whose entries do not sum to zero for some asset (always 0 unless the data was tampered with).
+    pub unbalanced: u64,
+    /// Per asset: what the world issued, which is what characters and stations hold together.
+    pub issued: std::collections::BTreeMap<String, i64>,
+}
+
+/// Everything one write puts in the database, in one transaction.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub sectors: Vec<SectorSnapshot>,
+    pub avatars: Vec<ParkedAvatar>,
+    pub ledger: Vec<LedgerTx>,
+}
+
+impl Batch {
+    pub fn extend(&mut self, other: Batch) {
+        self.sectors.extend(other.sectors);
+        self.avatars.extend(other.avatars);
+        self.ledger.extend(other.ledger);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sectors.is_empty() && self.avatars.is_empty() && self.ledger.is_empty()
+    }
 }
 
 /// The persistence contract of the machinery.
@@ -82,8 +181,17 @@ pub trait Store: Send + Sync + 'static {
     async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError>;
     /// The sector chosen at sign-up for a character that has never logged in.
     async fn spawn_sector(&self, character_id: Uuid) -> Result<Option<Uuid>, StoreError>;
-    /// Writes sector snapshots and parked avatars in one transaction.
-    async fn save(&self, sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Result<(), StoreError>;
+    /// Writes sector snapshots, parked avatars and ledger transactions in one transaction. A ledger transaction
+    /// already stored (same id) is left as it is.
+    async fn save(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// The reply stored with a character's keyed command, if that key was used.
+    async fn keyed_reply(&self, character: Uuid, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A page of one holder's ledger lines, newest first.
+    async fn ledger(&self, holder: Uuid, page: LedgerPage) -> Result<Vec<LedgerLine>, StoreError>;
+    /// What one holder holds according to the ledger: the sum of its entries per asset.
+    async fn balances(&self, holder: Uuid) -> Result<std::collections::BTreeMap<String, i64>, StoreError>;
+    /// Checks every transaction and totals what was issued.
+    async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError>;
     /// Every sector snapshot.
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError>;
     /// Deletes guest accounts (with their tokens and characters) created before `idle_before` (ms since the
@@ -113,6 +221,13 @@ pub(crate) fn last_per_character(avatars: &[ParkedAvatar]) -> Vec<&ParkedAvatar>
 /// The last snapshot of each sector (see [`last_per`]).
 pub(crate) fn last_per_sector(sectors: &[SectorSnapshot]) -> Vec<&SectorSnapshot> {
     last_per(sectors, |s| s.sector)
+}
+
+/// Entries of `txs` in one flat list with their transaction id and line number, for binding.
+pub(crate) fn ledger_lines(txs: &[LedgerTx]) -> Vec<(Uuid, i32, &LedgerEntry)> {
+    txs.iter()
+        .flat_map(|t| t.entries.iter().enumerate().map(move |(i, e)| (t.id, i as i32, e)))
+        .collect()
 }
 
 /// The hex SHA-256 of a token: only hashes are stored.
@@ -158,6 +273,14 @@ mod tests {
         }
     }
 
+    fn batch(sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Batch {
+        Batch {
+            sectors: sectors.to_vec(),
+            avatars: avatars.to_vec(),
+            ledger: Vec::new(),
+        }
+    }
+
     /// A fresh place on each backend.
     async fn places() -> [Place; 2] {
         let dir = std::env::temp_dir().join(format!("orrery-store-{}", Uuid::new_v4()));
@@ -182,7 +305,7 @@ mod tests {
                 sector: Uuid::new_v4(),
                 avatar: vec![1],
             };
-            store.save(&[], &[parked]).await.unwrap();
+            store.save(&batch(&[], &[parked])).await.unwrap();
             assert_eq!(store.purge_guests(cutoff).await.unwrap(), 1);
             assert_eq!(store.authenticate("tok-idle").await.unwrap(), None);
             assert_eq!(store.load_avatar(idle.character_id).await.unwrap(), None);
@@ -216,11 +339,12 @@ mod tests {
                 tick: 9,
                 state: vec![4, 5],
                 epoch: SINGLE_NODE_EPOCH,
+                format: 3,
             };
             // A merged batch may carry a sector twice: the later snapshot wins.
             let older = SectorSnapshot { seq: 6, ..snap.clone() };
             store
-                .save(&[older, snap.clone()], std::slice::from_ref(&parked))
+                .save(&batch(&[older, snap.clone()], std::slice::from_ref(&parked)))
                 .await
                 .unwrap();
             store.close().await;
@@ -260,7 +384,7 @@ mod tests {
                 sector,
                 avatar: vec![9],
             });
-            store.save(&[], &batch).await.unwrap();
+            store.save(&self::batch(&[], &batch)).await.unwrap();
             assert_eq!(
                 store.load_avatar(ids[0].character_id).await.unwrap(),
                 Some(park(&ids[0], 2))
@@ -283,19 +407,149 @@ mod tests {
                 tick,
                 state: vec![tick as u8],
                 epoch,
+                format: 1,
             };
-            store.save(&[snap(9, 1)], &[]).await.unwrap();
+            store.save(&batch(&[snap(9, 1)], &[])).await.unwrap();
             // A late write of an older state changes nothing (and is no error: the newer state is there).
-            store.save(&[snap(7, 1)], &[]).await.unwrap();
+            store.save(&batch(&[snap(7, 1)], &[])).await.unwrap();
             assert_eq!(store.load_sectors().await.unwrap(), vec![snap(9, 1)]);
             // A newer owner's write wins even with an older tick; the old owner is then refused.
-            store.save(&[snap(3, 2)], &[]).await.unwrap();
+            store.save(&batch(&[snap(3, 2)], &[])).await.unwrap();
             assert_eq!(store.load_sectors().await.unwrap(), vec![snap(3, 2)]);
-            match store.save(&[snap(50, 1)], &[]).await {
+            match store.save(&batch(&[snap(50, 1)], &[])).await {
                 Err(StoreError::Fenced(s)) => assert_eq!(s, sector),
                 other => panic!("expected Fenced, got {other:?}"),
             }
             assert_eq!(store.load_sectors().await.unwrap(), vec![snap(3, 2)]);
+            store.close().await;
+        }
+    }
+
+    fn trade_tx(id: Uuid, at: i64, who: Uuid, station: Uuid, key: Option<&str>, credits: i64, ore: i64) -> LedgerTx {
+        let line = |kind, holder, asset: &str, amount| LedgerEntry {
+            kind,
+            holder,
+            asset: asset.to_owned(),
+            amount,
+        };
+        LedgerTx {
+            id,
+            at,
+            kind: "trade".into(),
+            sector: Some(Uuid::nil()),
+            character: Some(who),
+            key: key.map(str::to_owned),
+            reply: key.map(|k| k.as_bytes().to_vec()),
+            entries: vec![
+                line(HolderKind::Character, who, "credits", -credits),
+                line(HolderKind::Station, station, "credits", credits),
+                line(HolderKind::Station, station, "ore", -ore),
+                line(HolderKind::Character, who, "ore", ore),
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn ledger_transactions_are_written_once_and_read_back_per_holder_newest_first() {
+        for place in places().await {
+            let store = place.open().await;
+            let who = store.create_guest("Trader", "tok-t", None).await.unwrap().character_id;
+            let station = Uuid::new_v4();
+            let opening = LedgerTx {
+                id: Uuid::new_v4(),
+                at: 1,
+                kind: "opening".into(),
+                sector: None,
+                character: Some(who),
+                key: None,
+                reply: None,
+                entries: vec![
+                    LedgerEntry {
+                        kind: HolderKind::World,
+                        holder: Uuid::nil(),
+                        asset: "credits".into(),
+                        amount: -1000,
+                    },
+                    LedgerEntry {
+                        kind: HolderKind::Character,
+                        holder: who,
+                        asset: "credits".into(),
+                        amount: 1000,
+                    },
+                ],
+            };
+            let first = trade_tx(Uuid::new_v4(), 10, who, station, Some("k1"), 30, 3);
+            let second = trade_tx(Uuid::new_v4(), 20, who, station, None, 50, 5);
+            let with = |ledger: Vec<LedgerTx>| Batch {
+                ledger,
+                ..Batch::default()
+            };
+            store.save(&with(vec![opening.clone(), first.clone()])).await.unwrap();
+            // The same transactions again (a retried or merged batch): nothing is written twice.
+            store.save(&with(vec![first.clone(), second.clone(), opening.clone()])).await.unwrap();
+            let balances = store.balances(who).await.unwrap();
+            assert_eq!(balances["credits"], 1000 - 30 - 50);
+            assert_eq!(balances["ore"], 8);
+            assert_eq!(store.balances(station).await.unwrap()["credits"], 80);
+            let audit = store.audit_ledger().await.unwrap();
+            assert_eq!((audit.transactions, audit.unbalanced), (3, 0));
+            assert_eq!(audit.issued.get("credits"), Some(&1000));
+            // The keyed transaction's reply is found by character and key, nothing else is.
+            assert_eq!(store.keyed_reply(who, "k1").await.unwrap(), Some(b"k1".to_vec()));
+            assert_eq!(store.keyed_reply(who, "k2").await.unwrap(), None);
+            assert_eq!(store.keyed_reply(station, "k1").await.unwrap(), None);
+            // Pages: newest first, each transaction's lines together, then older ones after the cursor.
+            let page = store.ledger(who, LedgerPage { before: None, limit: 3 }).await.unwrap();
+            assert_eq!(page.len(), 3);
+            assert_eq!((page[0].tx, page[0].asset.as_str(), page[0].amount), (second.id, "credits", -50));
+            assert_eq!((page[1].tx, page[1].asset.as_str(), page[1].amount), (second.id, "ore", 5));
+            assert_eq!(page[2].tx, first.id);
+            assert_eq!(page[2].key.as_deref(), Some("k1"));
+            let older = store
+                .ledger(
+                    who,
+                    LedgerPage {
+                        before: Some((second.at, second.id)),
+                        limit: 10,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(older.iter().map(|l| l.tx).collect::<Vec<_>>(), [first.id, first.id, opening.id]);
+            // An unbalanced transaction (tampered data) is found by the audit.
+            let mut bad = trade_tx(Uuid::new_v4(), 30, who, station, None, 5, 1);
+            bad.entries[0].amount = -4;
+            store.save(&with(vec![bad])).await.unwrap();
+            assert_eq!(store.audit_ledger().await.unwrap().unbalanced, 1);
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_a_failing_part_writes_no_ledger_row() {
+        for place in places().await {
+            let store = place.open().await;
+            let who = Uuid::new_v4();
+            let station = Uuid::new_v4();
+            let sector = Uuid::new_v4();
+            let snap = |epoch: u64| SectorSnapshot {
+                sector,
+                seq: 1,
+                tick: 1,
+                state: vec![1],
+                epoch,
+                format: 1,
+            };
+            store.save(&batch(&[snap(2)], &[])).await.unwrap();
+            // Fenced: the snapshot is refused, and the ledger rows of the same batch with it.
+            let fenced = Batch {
+                sectors: vec![snap(1)],
+                avatars: Vec::new(),
+                ledger: vec![trade_tx(Uuid::new_v4(), 1, who, station, Some("k"), 10, 1)],
+            };
+            assert!(matches!(store.save(&fenced).await, Err(StoreError::Fenced(_))));
+            assert_eq!(store.audit_ledger().await.unwrap().transactions, 0);
+            assert_eq!(store.keyed_reply(who, "k").await.unwrap(), None);
             store.close().await;
         }
     }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    last_per_character, last_per_sector, now_millis, token_hash, Identity, ParkedAvatar, SectorSnapshot, Store,
-    StoreError,
+    last_per_character, last_per_sector, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity,
+    LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
 };
 
 /// How long connecting (and every later wait for a pooled connection) may take before it fails.
@@ -58,7 +58,11 @@ impl PgStore {
 
 fn uuid_of(row: &sqlx::postgres::PgRow, column: &str) -> Result<Uuid, StoreError> {
     let text: String = row.try_get(column)?;
-    Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("bad uuid {text:?}: {e}")))
+    parse(&text)
+}
+
+fn parse(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("bad uuid {text:?}: {e}")))
 }
 
 #[async_trait]
@@ -146,10 +150,11 @@ impl Store for PgStore {
         row.map(|r| uuid_of(&r, "sector_id")).transpose()
     }
 
-    async fn save(&self, sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Result<(), StoreError> {
-        if sectors.is_empty() && avatars.is_empty() {
+    async fn save(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
+        let (sectors, avatars) = (&batch.sectors, &batch.avatars);
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         // One statement per table, whatever the batch size. A merged batch may hold a sector or a character twice:
@@ -161,12 +166,13 @@ impl Store for PgStore {
             // A conditional write, decided by the database: an older version (same epoch, older tick) or an older
             // epoch leaves the stored snapshot alone.
             let written = sqlx::query(
-                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at, epoch) \
-                 SELECT s.id::uuid, s.seq, s.tick, s.state, $5, s.epoch \
-                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $6::bigint[]) \
-                 AS s(id, seq, tick, state, epoch) \
+                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at, epoch, format) \
+                 SELECT s.id::uuid, s.seq, s.tick, s.state, $5, s.epoch, s.format \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $6::bigint[], $7::int[]) \
+                 AS s(id, seq, tick, state, epoch, format) \
                  ON CONFLICT (sector_id) DO UPDATE SET seq = excluded.seq, tick = excluded.tick, \
-                 state = excluded.state, updated_at = excluded.updated_at, epoch = excluded.epoch \
+                 state = excluded.state, updated_at = excluded.updated_at, epoch = excluded.epoch, \
+                 format = excluded.format \
                  WHERE excluded.epoch > sector_snapshots.epoch \
                  OR (excluded.epoch = sector_snapshots.epoch AND excluded.tick >= sector_snapshots.tick)",
             )
@@ -176,6 +182,7 @@ impl Store for PgStore {
             .bind(sectors.iter().map(|s| s.state.clone()).collect::<Vec<_>>())
             .bind(now)
             .bind(&epochs)
+            .bind(sectors.iter().map(|s| s.format as i32).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -208,12 +215,129 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Ledger transactions: written once; a repeat (same id) leaves the stored one as it is.
+        let ledger = &batch.ledger;
+        if !ledger.is_empty() {
+            let opt = |o: Option<Uuid>| o.map(|u| u.to_string());
+            sqlx::query(
+                "INSERT INTO ledger_tx (id, at, kind, sector_id, character_id, command_key, reply) \
+                 SELECT t.id::uuid, t.at, t.kind, t.sector::uuid, t.who::uuid, t.key, t.reply \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[]) \
+                 AS t(id, at, kind, sector, who, key, reply) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(ledger.iter().map(|t| t.id.to_string()).collect::<Vec<_>>())
+            .bind(ledger.iter().map(|t| t.at).collect::<Vec<_>>())
+            .bind(ledger.iter().map(|t| t.kind.clone()).collect::<Vec<_>>())
+            .bind(ledger.iter().map(|t| opt(t.sector)).collect::<Vec<_>>())
+            .bind(ledger.iter().map(|t| opt(t.character)).collect::<Vec<_>>())
+            .bind(ledger.iter().map(|t| t.key.clone()).collect::<Vec<_>>())
+            .bind(ledger.iter().map(|t| t.reply.clone()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+            let lines = ledger_lines(ledger);
+            sqlx::query(
+                "INSERT INTO ledger_entries (tx_id, line, holder_kind, holder_id, asset, amount) \
+                 SELECT e.tx::uuid, e.line, e.kind, e.holder::uuid, e.asset, e.amount \
+                 FROM UNNEST($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
+                 AS e(tx, line, kind, holder, asset, amount) ON CONFLICT (tx_id, line) DO NOTHING",
+            )
+            .bind(lines.iter().map(|(id, _, _)| id.to_string()).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, line, _)| *line).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, _, e)| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, _, e)| e.holder.to_string()).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, _, e)| e.asset.clone()).collect::<Vec<_>>())
+            .bind(lines.iter().map(|(_, _, e)| e.amount).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
+    async fn keyed_reply(&self, character: Uuid, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT reply FROM ledger_tx WHERE character_id = $1::uuid AND command_key = $2")
+            .bind(character.to_string())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get::<Option<Vec<u8>>, _>("reply")?.unwrap_or_default()))
+            .transpose()
+    }
+
+    async fn ledger(&self, holder: Uuid, page: LedgerPage) -> Result<Vec<LedgerLine>, StoreError> {
+        let (before_at, before_id) = page.before.unwrap_or((i64::MAX, Uuid::nil()));
+        let rows = sqlx::query(
+            "SELECT t.id::text AS id, t.at, t.kind, t.sector_id::text AS sector_id, t.command_key, e.asset, e.amount \
+             FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id \
+             WHERE e.holder_id = $1::uuid AND (t.at < $2 OR (t.at = $2 AND t.id < $3::uuid)) \
+             ORDER BY t.at DESC, t.id DESC, e.line LIMIT $4",
+        )
+        .bind(holder.to_string())
+        .bind(before_at)
+        .bind(before_id.to_string())
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let sector: Option<String> = r.try_get("sector_id")?;
+                Ok(LedgerLine {
+                    tx: uuid_of(r, "id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    sector: sector.map(|s| parse(&s)).transpose()?,
+                    key: r.try_get("command_key")?,
+                    asset: r.try_get("asset")?,
+                    amount: r.try_get("amount")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn balances(&self, holder: Uuid) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT asset, SUM(amount)::bigint AS total FROM ledger_entries WHERE holder_id = $1::uuid GROUP BY asset",
+        )
+        .bind(holder.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("asset")?, r.try_get("total")?)))
+            .collect()
+    }
+
+    async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError> {
+        let transactions: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_tx")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let unbalanced: i64 = sqlx::query(
+            "SELECT COUNT(DISTINCT tx_id) AS n FROM \
+             (SELECT tx_id FROM ledger_entries GROUP BY tx_id, asset HAVING SUM(amount) <> 0) AS u",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        let issued = sqlx::query(
+            "SELECT asset, (-SUM(amount))::bigint AS total FROM ledger_entries WHERE holder_kind = $1 GROUP BY asset",
+        )
+        .bind(HolderKind::World.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("asset")?, r.try_get("total")?)))
+        .collect::<Result<_, StoreError>>()?;
+        Ok(LedgerAudit {
+            transactions: transactions as u64,
+            unbalanced: unbalanced as u64,
+            issued,
+        })
+    }
+
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query("SELECT sector_id::text AS sector_id, seq, tick, state, epoch FROM sector_snapshots")
+        let rows = sqlx::query(
+            "SELECT sector_id::text AS sector_id, seq, tick, state, epoch, format FROM sector_snapshots",
+        )
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -224,6 +348,7 @@ impl Store for PgStore {
                     tick: r.try_get::<i64, _>("tick")? as u64,
                     state: r.try_get("state")?,
                     epoch: r.try_get::<i64, _>("epoch")? as u64,
+                    format: r.try_get::<i32, _>("format")? as u32,
                 })
             })
             .collect()

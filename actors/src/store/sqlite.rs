@@ -9,7 +9,10 @@ use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 use super::migrate::DbPool;
-use super::{last_per_character, now_millis, token_hash, Identity, ParkedAvatar, SectorSnapshot, Store, StoreError};
+use super::{
+    last_per_character, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage,
+    ParkedAvatar, SectorSnapshot, Store, StoreError,
+};
 
 /// SQLite-backed [`Store`].
 #[derive(Debug, Clone)]
@@ -145,20 +148,22 @@ impl Store for SqliteStore {
         row.map(|r| parse_uuid(r.get::<&str, _>("sector_id"))).transpose()
     }
 
-    async fn save(&self, sectors: &[SectorSnapshot], avatars: &[ParkedAvatar]) -> Result<(), StoreError> {
-        if sectors.is_empty() && avatars.is_empty() {
+    async fn save(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
+        let (sectors, avatars) = (&batch.sectors, &batch.avatars);
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         for s in sectors {
             // A conditional write, decided by the database: an older version (same epoch, older tick) or an older
             // epoch leaves the stored snapshot alone.
             let written = sqlx::query(
-                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at, epoch) \
-                 VALUES (?, ?, ?, ?, ?, ?) \
+                "INSERT INTO sector_snapshots (sector_id, seq, tick, state, updated_at, epoch, format) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT(sector_id) DO UPDATE SET seq = excluded.seq, tick = excluded.tick, \
-                 state = excluded.state, updated_at = excluded.updated_at, epoch = excluded.epoch \
+                 state = excluded.state, updated_at = excluded.updated_at, epoch = excluded.epoch, \
+                 format = excluded.format \
                  WHERE excluded.epoch > sector_snapshots.epoch \
                  OR (excluded.epoch = sector_snapshots.epoch AND excluded.tick >= sector_snapshots.tick)",
             )
@@ -168,6 +173,7 @@ impl Store for SqliteStore {
             .bind(&s.state)
             .bind(now)
             .bind(s.epoch as i64)
+            .bind(i64::from(s.format))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -196,12 +202,115 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Ledger transactions: written once; a repeat (same id) leaves the stored one as it is.
+        for t in &batch.ledger {
+            sqlx::query(
+                "INSERT INTO ledger_tx (id, at, kind, sector_id, character_id, command_key, reply) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+            )
+            .bind(t.id.to_string())
+            .bind(t.at)
+            .bind(&t.kind)
+            .bind(t.sector.map(|s| s.to_string()))
+            .bind(t.character.map(|c| c.to_string()))
+            .bind(t.key.as_deref())
+            .bind(t.reply.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for rows in ledger_lines(&batch.ledger).chunks(AVATARS_PER_STATEMENT * 4) {
+            let json: Vec<(String, i32, &str, String, &str, i64)> = rows
+                .iter()
+                .map(|(id, line, e)| (id.to_string(), *line, e.kind.as_str(), e.holder.to_string(), e.asset.as_str(), e.amount))
+                .collect();
+            let json = serde_json::to_string(&json).map_err(|e| StoreError::Database(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO ledger_entries (tx_id, line, holder_kind, holder_id, asset, amount) \
+                 SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5 \
+                 FROM json_each(?1) AS v WHERE true ON CONFLICT(tx_id, line) DO NOTHING",
+            )
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
+    async fn keyed_reply(&self, character: Uuid, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT reply FROM ledger_tx WHERE character_id = ? AND command_key = ?")
+            .bind(character.to_string())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<Option<Vec<u8>>, _>("reply").unwrap_or_default()))
+    }
+
+    async fn ledger(&self, holder: Uuid, page: LedgerPage) -> Result<Vec<LedgerLine>, StoreError> {
+        let (before_at, before_id) = page.before.map_or((i64::MAX, String::new()), |(at, id)| (at, id.to_string()));
+        let rows = sqlx::query(
+            "SELECT t.id AS id, t.at AS at, t.kind AS kind, t.sector_id AS sector_id, t.command_key AS command_key, \
+             e.asset AS asset, e.amount AS amount \
+             FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id \
+             WHERE e.holder_id = ?1 AND (t.at < ?2 OR (t.at = ?2 AND t.id < ?3)) \
+             ORDER BY t.at DESC, t.id DESC, e.line LIMIT ?4",
+        )
+        .bind(holder.to_string())
+        .bind(before_at)
+        .bind(before_id)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerLine {
+                    tx: parse_uuid(r.get::<&str, _>("id"))?,
+                    at: r.get("at"),
+                    kind: r.get("kind"),
+                    sector: r.get::<Option<&str>, _>("sector_id").map(parse_uuid).transpose()?,
+                    key: r.get("command_key"),
+                    asset: r.get("asset"),
+                    amount: r.get("amount"),
+                })
+            })
+            .collect()
+    }
+
+    async fn balances(&self, holder: Uuid) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query("SELECT asset, SUM(amount) AS total FROM ledger_entries WHERE holder_id = ? GROUP BY asset")
+            .bind(holder.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("asset"), r.get("total"))).collect())
+    }
+
+    async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError> {
+        let transactions: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_tx").fetch_one(&self.pool).await?.get("n");
+        let unbalanced: i64 = sqlx::query(
+            "SELECT COUNT(DISTINCT tx_id) AS n FROM \
+             (SELECT tx_id FROM ledger_entries GROUP BY tx_id, asset HAVING SUM(amount) <> 0)",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .get("n");
+        let issued = sqlx::query(
+            "SELECT asset, -SUM(amount) AS total FROM ledger_entries WHERE holder_kind = ? GROUP BY asset",
+        )
+        .bind(HolderKind::World.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("asset"), r.get("total")))
+        .collect();
+        Ok(LedgerAudit {
+            transactions: transactions as u64,
+            unbalanced: unbalanced as u64,
+            issued,
+        })
+    }
+
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query("SELECT sector_id, seq, tick, state, epoch FROM sector_snapshots")
+        let rows = sqlx::query("SELECT sector_id, seq, tick, state, epoch, format FROM sector_snapshots")
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
@@ -212,6 +321,7 @@ impl Store for SqliteStore {
                     tick: r.get::<i64, _>("tick") as u64,
                     state: r.get("state"),
                     epoch: r.get::<i64, _>("epoch") as u64,
+                    format: r.get::<i64, _>("format") as u32,
                 })
             })
             .collect()

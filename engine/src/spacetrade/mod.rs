@@ -20,12 +20,13 @@ use uuid::{Builder, Uuid};
 
 use crate::galaxy::{Galaxy, DEFAULT_SECTOR_SIZE};
 use crate::game::{CharacterSeed, EntityId, Game, Millis, Outcome, RegionLayout, SectorId};
+use crate::ledger::{self, Holder, Posting};
 use crate::turns::TurnPool;
 
 pub use compact::{Move, Moves, Steer, Steers};
 pub use model::{Command, Delta, Error, Event, Keyframe, Profile, Rules, Ship, ShipView, Side, StationView, WarpView};
 pub use sector::{SectorState, StationState};
-pub use trade::ListingState;
+pub use trade::{ListingState, CREDITS};
 pub use view::ClientView;
 
 /// The space-trade game over one galaxy. Cheap to share (`Arc` it); all state lives in [`SectorState`]s.
@@ -136,7 +137,11 @@ impl Game for SpaceTrade {
         };
         let region = &self.galaxy.regions[ri];
         let sector = &region.sectors[si];
-        let stations = sector.stations.iter().map(StationState::from_content).collect();
+        let stations = sector
+            .stations
+            .iter()
+            .map(|s| StationState::from_content(s, self.rules.station_credits))
+            .collect();
         let warps = sector
             .warps
             .iter()
@@ -255,7 +260,49 @@ impl Game for SpaceTrade {
                 commodity,
                 side,
                 qty,
-            } => trade::trade(sector, slot, station, commodity, side, qty).map(|e| Outcome::Reply(Some(e))),
+                key: _,
+            } => trade::trade(sector, slot, station, commodity, side, qty)
+                .map(|(reply, postings)| Outcome::Posted { reply, postings }),
+        }
+    }
+
+    fn command_key<'a>(&self, command: &'a Command) -> Option<&'a str> {
+        match command {
+            Command::Trade { key, .. } => key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A new ship's starting credits and hold.
+    fn avatar_opening(&self, ship: &Ship) -> Vec<Posting> {
+        let holdings = std::iter::once((trade::CREDITS, ship.credits as i64))
+            .chain(ship.cargo.iter().map(|(c, &q)| (c.as_str(), i64::from(q))));
+        ledger::issue(Holder::Avatar(ship.id), holdings)
+    }
+
+    /// Each station's opening credits and stock.
+    fn sector_opening(&self, sector: &SectorState) -> Vec<Posting> {
+        sector
+            .stations()
+            .iter()
+            .flat_map(|st| {
+                let holdings = std::iter::once((trade::CREDITS, st.credits as i64))
+                    .chain(st.listings.iter().map(|l| (l.commodity.as_str(), i64::from(l.quantity))));
+                ledger::issue(Holder::Fixture(st.id), holdings)
+            })
+            .collect()
+    }
+
+    /// 2: stations hold credits. Format 1 (before) is read with every station opening with `station_credits`.
+    const SECTOR_FORMAT: u32 = 2;
+
+    fn decode_sector(&self, format: u32, bytes: &[u8]) -> Result<SectorState, String> {
+        match format {
+            2 => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+            1 => postcard::from_bytes::<sector::v1::Snapshot>(bytes)
+                .map(|old| old.upgrade(self.rules.station_credits))
+                .map_err(|e| e.to_string()),
+            other => Err(format!("unknown sector format {other} (this build reads 1 and 2)")),
         }
     }
 

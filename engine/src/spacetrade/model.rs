@@ -22,6 +22,14 @@ pub struct Rules {
     /// Units of cargo (all commodities together) a new ship can hold.
     pub cargo_capacity: u32,
     pub turns: TurnConfig,
+    /// Credits each station opens with: a station pays players who sell to it from its balance, and is paid by
+    /// players who buy from it.
+    #[serde(default = "default_station_credits")]
+    pub station_credits: u64,
+}
+
+fn default_station_credits() -> u64 {
+    Rules::default().station_credits
 }
 
 impl Default for Rules {
@@ -34,6 +42,7 @@ impl Default for Rules {
                 max: 100,
                 regen_per_minute: 60,
             },
+            station_credits: 1_000_000,
         }
     }
 }
@@ -105,6 +114,10 @@ pub enum Command {
         commodity: Commodity,
         side: Side,
         qty: u32,
+        /// An idempotency key (1 to 64 bytes, unique per character): a trade repeated with the same key is applied
+        /// once and the repeat answered with the original `trade_result`.
+        #[serde(default)]
+        key: Option<String>,
     },
 }
 
@@ -153,6 +166,8 @@ pub struct ShipView {
 pub struct StationView {
     pub id: Uuid,
     pub name: String,
+    /// The station's balance: what it can pay players who sell to it.
+    pub credits: u64,
     pub commodities: Vec<Listing>,
 }
 
@@ -244,6 +259,8 @@ pub enum Error {
     NotEnoughCargo { requested: u32, held: u32 },
     #[error("station full: selling {requested}, room for {room}")]
     StationFull { requested: u32, room: u32 },
+    #[error("the station cannot pay: the sale is worth {needed} credits, the station has {available}")]
+    StationCannotPay { needed: u64, available: u64 },
 }
 
 impl GameError for Error {
@@ -261,6 +278,7 @@ impl GameError for Error {
             Error::NotEnoughCargoSpace { .. } => "not_enough_cargo_space",
             Error::NotEnoughCargo { .. } => "not_enough_cargo",
             Error::StationFull { .. } => "station_full",
+            Error::StationCannotPay { .. } => "station_cannot_pay",
         }
     }
 }

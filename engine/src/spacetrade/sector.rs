@@ -18,17 +18,20 @@ use crate::game::{RegionId, SectorId};
 pub struct StationState {
     pub id: Uuid,
     pub name: String,
+    /// The station's balance: it pays players who sell to it from this, and is paid by players who buy.
+    pub credits: u64,
     pub listings: Vec<ListingState>,
     /// The book changed since the last tick (goes into the next delta).
     pub changed: bool,
 }
 
 impl StationState {
-    /// A station as loaded from content, its prices set from its stock.
-    pub fn from_content(station: &Station) -> StationState {
+    /// A station as loaded from content with `credits` to open with, its prices set from its stock.
+    pub fn from_content(station: &Station, credits: u64) -> StationState {
         StationState {
             id: station.id,
             name: station.name.clone(),
+            credits,
             listings: station.commodities.iter().map(ListingState::from_content).collect(),
             changed: false,
         }
@@ -38,7 +41,69 @@ impl StationState {
         StationView {
             id: self.id,
             name: self.name.clone(),
+            credits: self.credits,
             commodities: self.listings.iter().map(ListingState::listing).collect(),
+        }
+    }
+}
+
+/// Format 1 of a sector snapshot (before stations held credits), still readable: its stations open with
+/// `station_credits`.
+pub(crate) mod v1 {
+    use serde::Deserialize;
+    use uuid::Uuid;
+
+    use super::super::model::{Ship, WarpView};
+    use super::super::trade::ListingState;
+    use super::{SectorSnapshot, SectorState, StationState};
+    use crate::game::{RegionId, SectorId};
+
+    #[derive(Deserialize)]
+    struct Station {
+        id: Uuid,
+        name: String,
+        listings: Vec<ListingState>,
+        changed: bool,
+    }
+
+    #[derive(Deserialize)]
+    pub(crate) struct Snapshot {
+        id: SectorId,
+        name: String,
+        region: RegionId,
+        size: f32,
+        ships: Vec<Ship>,
+        handles: Vec<u32>,
+        flags: Vec<u8>,
+        stations: Vec<Station>,
+        warps: Vec<WarpView>,
+        removed: Vec<u32>,
+    }
+
+    impl Snapshot {
+        pub(crate) fn upgrade(self, station_credits: u64) -> SectorState {
+            SectorState::from(SectorSnapshot {
+                id: self.id,
+                name: self.name,
+                region: self.region,
+                size: self.size,
+                ships: self.ships,
+                handles: self.handles,
+                flags: self.flags,
+                stations: self
+                    .stations
+                    .into_iter()
+                    .map(|s| StationState {
+                        id: s.id,
+                        name: s.name,
+                        credits: station_credits,
+                        listings: s.listings,
+                        changed: s.changed,
+                    })
+                    .collect(),
+                warps: self.warps,
+                removed: self.removed,
+            })
         }
     }
 }
@@ -222,6 +287,11 @@ impl SectorState {
 
     pub fn stations(&self) -> &[StationState] {
         &self.stations
+    }
+
+    #[cfg(test)]
+    pub(crate) fn stations_mut(&mut self) -> &mut [StationState] {
+        &mut self.stations
     }
 
     pub fn warps(&self) -> &[WarpView] {

@@ -508,7 +508,8 @@ fn commands_use_the_documented_json_shape() {
             station: EXCHANGE,
             commodity: Commodity::LuxuryGoods,
             side: Side::Sell,
-            qty: 3
+            qty: 3,
+            key: None,
         }
     );
     assert!(
@@ -539,6 +540,7 @@ fn every_wire_and_snapshot_type_round_trips_through_json_and_postcard() {
             commodity: Commodity::Fuel,
             side: Side::Buy,
             qty: 7,
+            key: None,
         },
     ] {
         round_trip(&c);
@@ -547,7 +549,7 @@ fn every_wire_and_snapshot_type_round_trips_through_json_and_postcard() {
     game.admit(&mut s, ship.clone(), T0);
     game.admit(&mut s, other.clone(), T0);
     game.tick(&mut s, 0.05);
-    let Outcome::Reply(Some(event)) = game
+    let Outcome::Posted { reply: event, .. } = game
         .handle(
             &mut s,
             id,
@@ -556,6 +558,7 @@ fn every_wire_and_snapshot_type_round_trips_through_json_and_postcard() {
                 commodity: Commodity::Ore,
                 side: Side::Sell,
                 qty: 4,
+                key: Some("retry-1".into()),
             },
             T0,
         )
@@ -665,4 +668,63 @@ fn ticking_many_ships_touches_only_the_moving_ones() {
         assert_eq!(d.moves.items.iter().map(|m| m.h).collect::<Vec<_>>(), handles);
         assert!(d.upserts.is_empty());
     }
+}
+
+#[test]
+fn a_format_1_snapshot_is_read_with_its_stations_opening_with_the_rules_credits() {
+    /// Format 1's station: no credits.
+    #[derive(Serialize)]
+    struct StationV1<'a> {
+        id: Uuid,
+        name: &'a str,
+        listings: &'a [ListingState],
+        changed: bool,
+    }
+    #[derive(Serialize)]
+    struct SectorV1<'a> {
+        id: Uuid,
+        name: &'a str,
+        region: Uuid,
+        size: f32,
+        ships: Vec<Ship>,
+        handles: Vec<u32>,
+        flags: Vec<u8>,
+        stations: Vec<StationV1<'a>>,
+        warps: &'a [WarpView],
+        removed: Vec<u32>,
+    }
+    let game = game();
+    let mut fresh = game.new_sector(A);
+    fresh.stations_mut()[0].listings[0].quantity = 7;
+    let old = SectorV1 {
+        id: fresh.id(),
+        name: fresh.name(),
+        region: fresh.region(),
+        size: fresh.size(),
+        ships: Vec::new(),
+        handles: Vec::new(),
+        flags: Vec::new(),
+        stations: fresh
+            .stations()
+            .iter()
+            .map(|s| StationV1 {
+                id: s.id,
+                name: &s.name,
+                listings: &s.listings,
+                changed: s.changed,
+            })
+            .collect(),
+        warps: fresh.warps(),
+        removed: Vec::new(),
+    };
+    let blob = postcard::to_allocvec(&old).unwrap();
+    let read = game.decode_sector(1, &blob).unwrap();
+    assert_eq!(read, fresh);
+    assert!(read.stations().iter().all(|s| s.credits == Rules::default().station_credits));
+    // The current format reads itself; an unknown one is refused with a message naming it.
+    let now = postcard::to_allocvec(&fresh).unwrap();
+    assert_eq!(game.decode_sector(SpaceTrade::SECTOR_FORMAT, &now).unwrap(), fresh);
+    assert!(game.decode_sector(9, &now).unwrap_err().contains("unknown sector format 9"));
+    // A format 2 blob is not silently read as format 1.
+    assert!(game.decode_sector(1, &now).is_err() || game.decode_sector(1, &now).unwrap() != fresh);
 }

@@ -8,6 +8,7 @@ use super::tests::{game, sector_with, ship_at, DEPOT, EXCHANGE, T0};
 use super::*;
 use crate::galaxy::{Commodity, Listing};
 use crate::game::{Game, GameError, Outcome};
+use crate::ledger::{self, Holder};
 
 fn trade(station: Uuid, commodity: Commodity, side: Side, qty: u32) -> Command {
     Command::Trade {
@@ -15,6 +16,7 @@ fn trade(station: Uuid, commodity: Commodity, side: Side, qty: u32) -> Command {
         commodity,
         side,
         qty,
+        key: None,
     }
 }
 
@@ -23,10 +25,44 @@ fn book(s: &SectorState, commodity: Commodity) -> Listing {
     st.listings.iter().find(|l| l.commodity == commodity).unwrap().listing()
 }
 
+/// Everything every ship and station in the sector holds, per holder and asset.
+fn holdings(s: &SectorState) -> std::collections::BTreeMap<(Holder, String), i128> {
+    let mut h = std::collections::BTreeMap::new();
+    for ship in s.ships() {
+        h.insert((Holder::Avatar(ship.id), CREDITS.to_string()), i128::from(ship.credits));
+        for (c, &q) in &ship.cargo {
+            h.insert((Holder::Avatar(ship.id), c.as_str().to_string()), i128::from(q));
+        }
+    }
+    for st in s.stations() {
+        h.insert((Holder::Fixture(st.id), CREDITS.to_string()), i128::from(st.credits));
+        for l in &st.listings {
+            h.insert((Holder::Fixture(st.id), l.commodity.as_str().to_string()), i128::from(l.quantity));
+        }
+    }
+    h.retain(|_, v| *v != 0);
+    h
+}
+
+/// Runs a trade; an accepted one must come with balanced postings that describe exactly what changed.
 fn run(game: &SpaceTrade, s: &mut SectorState, who: Uuid, c: Command) -> Result<Event, Error> {
-    match game.handle(s, who, c, T0)? {
-        Outcome::Reply(Some(e)) => Ok(e),
-        other => panic!("unexpected outcome {other:?}"),
+    let before = holdings(s);
+    match game.handle(s, who, c, T0) {
+        Ok(Outcome::Posted { reply, postings }) => {
+            assert!(ledger::balanced(&postings), "{postings:?}");
+            let mut expected = before;
+            for p in &postings {
+                *expected.entry((p.holder, p.asset.clone())).or_default() += i128::from(p.amount);
+            }
+            expected.retain(|_, v| *v != 0);
+            assert_eq!(expected, holdings(s), "the postings describe the change exactly");
+            Ok(reply)
+        }
+        Ok(other) => panic!("unexpected outcome {other:?}"),
+        Err(e) => {
+            assert_eq!(before, holdings(s), "a refusal changes nothing");
+            Err(e)
+        }
     }
 }
 
@@ -259,7 +295,7 @@ fn prices_stay_in_bounds_and_sell_never_below_buy() {
 }
 
 #[test]
-fn huge_balances_saturate_instead_of_overflowing() {
+fn a_sale_that_would_overflow_the_wallet_is_refused_and_huge_balances_still_trade() {
     let game = game();
     let mut whale = ship_at(&game, 1, 0.0, 0.0);
     whale.credits = u64::MAX - 1;
@@ -267,10 +303,55 @@ fn huge_balances_saturate_instead_of_overflowing() {
     whale.cargo_capacity = u32::MAX;
     let id = whale.id;
     let mut s = sector_with(&game, vec![whale]);
-    run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Sell, 10)).unwrap();
-    assert_eq!(s.ship(id).unwrap().credits, u64::MAX);
-    run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 510)).unwrap();
-    assert_eq!(s.ship(id).unwrap().cargo[&Commodity::Ore], 510);
+    let e = run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Sell, 10)).unwrap_err();
+    assert_eq!(e.code(), "invalid_value");
+    assert_eq!(s.ship(id).unwrap().credits, u64::MAX - 1);
+    run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Buy, 490)).unwrap();
+    assert_eq!(s.ship(id).unwrap().cargo[&Commodity::Ore], 500);
+}
+
+#[test]
+fn a_station_pays_sellers_from_its_balance_and_refuses_what_it_cannot_pay() {
+    let game = game();
+    let mut seller = ship_at(&game, 1, 0.0, 0.0);
+    seller.cargo.insert(Commodity::Ore, 100);
+    let id = seller.id;
+    let mut s = sector_with(&game, vec![seller]);
+    let opening = s.stations().iter().find(|st| st.id == EXCHANGE).unwrap().credits;
+    assert_eq!(opening, Rules::default().station_credits);
+    let Event::TradeResult { total, .. } =
+        run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Sell, 10)).unwrap();
+    let station = |s: &SectorState| s.stations().iter().find(|st| st.id == EXCHANGE).unwrap().credits;
+    assert_eq!(station(&s), opening - total);
+    // Drain the station: a sale worth more than it holds is refused and changes nothing.
+    let at = s.stations().iter().position(|st| st.id == EXCHANGE).unwrap();
+    let (_, st) = s.ship_and_station_mut(0, at);
+    st.credits = 5;
+    let e = run(&game, &mut s, id, trade(EXCHANGE, Commodity::Ore, Side::Sell, 10)).unwrap_err();
+    assert_eq!(e.code(), "station_cannot_pay");
+    assert!(e.to_string().contains("the station has 5"), "{e}");
+}
+
+#[test]
+fn openings_issue_what_new_ships_and_stations_hold() {
+    let game = game();
+    let ship = ship_at(&game, 1, 0.0, 0.0);
+    let opening = game.avatar_opening(&ship);
+    assert!(ledger::balanced(&opening));
+    let credits: i64 = opening
+        .iter()
+        .filter(|p| p.holder == Holder::Avatar(ship.id) && p.asset == CREDITS)
+        .map(|p| p.amount)
+        .sum();
+    assert_eq!(credits as u64, ship.credits);
+    let s = sector_with(&game, vec![]);
+    let opening = game.sector_opening(&s);
+    assert!(ledger::balanced(&opening));
+    let mut issued = std::collections::BTreeMap::new();
+    for p in opening.iter().filter(|p| p.holder != Holder::World) {
+        *issued.entry((p.holder, p.asset.clone())).or_insert(0i128) += i128::from(p.amount);
+    }
+    assert_eq!(issued, holdings(&s), "the opening issues exactly what the stations hold");
 }
 
 #[test]

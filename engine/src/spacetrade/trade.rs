@@ -7,6 +7,10 @@ use super::model::{Error, Event, Side};
 use super::sector::SectorState;
 use crate::galaxy::limits::MAX_CAPACITY;
 use crate::galaxy::{Commodity, Listing};
+use crate::ledger::{transfer, Holder, Posting};
+
+/// The ledger's name for credits (commodities go by their `snake_case` names).
+pub const CREDITS: &str = "credits";
 
 /// One commodity in a station's book, in play.
 ///
@@ -82,12 +86,13 @@ fn price_at(base: u32, mid2: u64, capacity: u32, round_up: bool) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX).max(1)
 }
 
-/// Applies a trade for the ship in `slot`; on any refusal nothing changes.
+/// Applies a trade for the ship in `slot`; on any refusal nothing changes. Returns the reply and the ledger
+/// postings: credits one way, the commodity the other, between the ship and the station.
 ///
 /// Checks, in order: the station is here (`no_such_station`), trades the commodity (`not_traded_here`),
 /// `1 <= qty <= 1_000_000` (`invalid_quantity`); buying: stock (`not_enough_stock`), hold space
 /// (`not_enough_cargo_space`), credits (`not_enough_credits`); selling: cargo held (`not_enough_cargo`), station room
-/// (`station_full`).
+/// (`station_full`), the station's credits (`station_cannot_pay`), the wallet's room (`invalid_value`).
 pub(crate) fn trade(
     state: &mut SectorState,
     slot: usize,
@@ -95,7 +100,7 @@ pub(crate) fn trade(
     commodity: Commodity,
     side: Side,
     qty: u32,
-) -> Result<Event, Error> {
+) -> Result<(Event, Vec<Posting>), Error> {
     let st_slot = state.station_slot(station).ok_or(Error::NoSuchStation { station })?;
     let (ship, st) = state.ship_and_station_mut(slot, st_slot);
     let listing = st
@@ -129,6 +134,7 @@ pub(crate) fn trade(
             }
             listing.quantity -= qty;
             ship.credits -= total;
+            st.credits = st.credits.saturating_add(total);
             ship.cargo.insert(commodity, held.saturating_add(qty));
         }
         Side::Sell => {
@@ -139,8 +145,22 @@ pub(crate) fn trade(
             if qty > room {
                 return Err(Error::StationFull { requested: qty, room });
             }
+            if total > st.credits {
+                return Err(Error::StationCannotPay {
+                    needed: total,
+                    available: st.credits,
+                });
+            }
+            // Never saturate: a wallet that silently stopped growing would destroy the station's credits.
+            let Some(credits) = ship.credits.checked_add(total) else {
+                return Err(Error::InvalidValue(format!(
+                    "a sale worth {total} credits would overflow the wallet ({} credits)",
+                    ship.credits
+                )));
+            };
             listing.quantity += qty;
-            ship.credits = ship.credits.saturating_add(total);
+            st.credits -= total;
+            ship.credits = credits;
             if held == qty {
                 ship.cargo.remove(&commodity);
             } else {
@@ -149,6 +169,21 @@ pub(crate) fn trade(
         }
     }
     listing.reprice();
+    let (ship_h, station_h) = (Holder::Avatar(ship.id), Holder::Fixture(station));
+    let (paid, goods) = (total as i64, i64::from(qty));
+    let postings = match side {
+        Side::Buy => [
+            transfer(ship_h, station_h, CREDITS, paid),
+            transfer(station_h, ship_h, commodity.as_str(), goods),
+        ],
+        Side::Sell => [
+            transfer(station_h, ship_h, CREDITS, paid),
+            transfer(ship_h, station_h, commodity.as_str(), goods),
+        ],
+    }
+    .into_iter()
+    .flatten()
+    .collect();
     let event = Event::TradeResult {
         station,
         commodity,
@@ -163,5 +198,5 @@ pub(crate) fn trade(
         sell_price: listing.sell_price,
     };
     st.changed = true;
-    Ok(event)
+    Ok((event, postings))
 }
