@@ -16,7 +16,7 @@ use crate::App;
 
 const ADMIN_CALL_MS: u64 = 10_000;
 
-fn require_admin<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_admin<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<(), ApiError> {
     match (&app.admin_token, bearer(headers)) {
         (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.as_bytes()) => Ok(()),
         _ => Err(ApiError::Forbidden),
@@ -27,7 +27,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest("invalid_id", format!("{raw:?} is not a UUID")))
 }
 

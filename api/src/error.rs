@@ -19,6 +19,8 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("character {0} is not yours: log in as its owner, or use the admin token")]
+    NotYours(uuid::Uuid),
     #[error("this character is already connected; close the other session first")]
     CharacterOnline,
     #[error("guest login is disabled on this server")]
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotYours(_) => (StatusCode::FORBIDDEN, "not_yours"),
             ApiError::CharacterOnline => (StatusCode::CONFLICT, "character_online"),
             ApiError::GuestDisabled => (StatusCode::FORBIDDEN, "guest_disabled"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -18,6 +18,7 @@ pub mod config;
 pub mod content;
 pub mod error;
 pub mod health;
+pub mod ledger;
 pub mod limits;
 pub mod server;
 pub mod ws;
@@ -93,6 +94,8 @@ fn operator_routes<G: Game>() -> Router<Arc<App<G>>> {
         .route("/v1/admin/snapshot", post(admin::snapshot::<G>))
         .route("/v1/admin/sectors/{id}/crash", post(admin::crash_sector::<G>))
         .route("/v1/admin/nexus/crash", post(admin::crash_nexus::<G>))
+        .route("/v1/admin/stations/{id}/ledger", get(ledger::station::<G>))
+        .route("/v1/admin/ledger/audit", get(ledger::audit::<G>))
 }
 
 /// The HTTP routes.
@@ -100,6 +103,7 @@ pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
     let routes = operator_routes::<G>()
         .route("/v1/auth/guest", post(auth::guest::<G>))
         .route("/v1/world", get(auth::world::<G>))
+        .route("/v1/characters/{id}/ledger", get(ledger::character::<G>))
         .route("/v1/ws", get(ws::upgrade::<G>))
         .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) });
     limits::apply(routes, &app).with_state(app)

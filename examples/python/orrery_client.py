@@ -25,6 +25,7 @@ import struct
 import sys
 import time
 import urllib.parse
+import uuid
 
 SUBPROTOCOL = "orrery.json.v1"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -473,20 +474,22 @@ class Session:
         else:
             fail(f"server sent a message type the doc does not list: {t!r}")
 
-    def wait_for(self, predicate, timeout: float, what: str) -> dict:
+    def wait_for(self, predicate, timeout: float, what: str, soft: bool = False) -> dict:
         """Process incoming messages until one matches predicate; the others update the mirror (and unmatched
-        replies are kept in self.pending)."""
+        replies are kept in self.pending). On a timeout: fail, or with `soft` raise TimeoutError."""
         for i, msg in enumerate(self.pending):
             if predicate(msg):
                 return self.pending.pop(i)
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                fail(f"timed out after {timeout} s waiting for {what}")
             try:
+                if remaining <= 0:
+                    raise TimeoutError
                 msg = self.recv_json(remaining)
             except TimeoutError:
+                if soft:
+                    raise
                 fail(f"timed out after {timeout} s waiting for {what}")
             if predicate(msg):
                 return msg
@@ -495,9 +498,9 @@ class Session:
             if msg["type"] not in ("delta", "keyframe", "time_dilation"):
                 self.pending.append(msg)
 
-    def reply(self, req_id: int, types: tuple[str, ...], timeout: float = 5.0) -> dict:
+    def reply(self, req_id: int, types: tuple[str, ...], timeout: float = 5.0, soft: bool = False) -> dict:
         msg = self.wait_for(lambda m: m.get("id") == req_id and m["type"] in types + ("error",), timeout,
-                            f"a {'/'.join(types)} with id {req_id}")
+                            f"a {'/'.join(types)} with id {req_id}", soft)
         return msg
 
     def pump(self, seconds: float) -> list[dict]:
@@ -653,9 +656,9 @@ def step_trade(s: Session) -> None:
     held_before = c["cargo"].get(listing["commodity"], 0)
     print(f"trade: buying 1 {listing['commodity']} at {station['name']!r} (listed sell_price {listing['sell_price']}, "
           f"stock {listing['quantity']})")
-    rid = s.request({"type": "trade", "station": station["id"], "commodity": listing["commodity"], "side": "buy",
-                     "qty": 1})
-    r = s.reply(rid, ("trade_result",))
+    order = {"type": "trade", "station": station["id"], "commodity": listing["commodity"], "side": "buy", "qty": 1,
+             "key": str(uuid.uuid4())}
+    r = trade_with_retries(s, order)
     check(r["type"] == "trade_result", f"trade refused: {r}")
     print(f"  trade_result: {json.dumps(r)}")
     print(f"  credits before {credits_before}, after {r['credits']}")
@@ -683,6 +686,32 @@ def step_trade(s: Session) -> None:
     soft_check((new_listing["buy_price"], new_listing["sell_price"]) == (r["buy_price"], r["sell_price"]),
                f"trade_result prices {r['buy_price']}/{r['sell_price']} differ from the delta's book "
                f"{new_listing['buy_price']}/{new_listing['sell_price']}")
+
+
+    # A client that lost the answer (a timeout, a dropped connection) sends the same trade with the same key again:
+    # the server answers with the original result and applies nothing twice.
+    again = trade_with_retries(s, order)
+    check({k: v for k, v in again.items() if k != "id"} == {k: v for k, v in r.items() if k != "id"},
+          f"a repeat of the keyed trade was answered differently: {again} vs {r}")
+    print(f"  the same trade again with its key {order['key']!r}: answered with the same result, nothing charged twice")
+
+
+def trade_with_retries(s: Session, order: dict, attempts: int = 3, timeout: float = 5.0) -> dict:
+    """Sends a keyed trade and waits for its answer; on a timeout sends it again with the same key (the server
+    applies a key at most once, so a retry can never buy twice). `storage_unavailable` is retried after a pause."""
+    for attempt in range(1, attempts + 1):
+        rid = s.request(dict(order))
+        try:
+            r = s.reply(rid, ("trade_result",), timeout=timeout, soft=True)
+        except TimeoutError:
+            print(f"  (no answer to the trade within {timeout} s, attempt {attempt}; retrying with the same key)")
+            continue
+        if r["type"] == "error" and r.get("code") == "storage_unavailable" and attempt < attempts:
+            print(f"  (storage_unavailable, attempt {attempt}; retrying with the same key in 1 s)")
+            time.sleep(1.0)
+            continue
+        return r
+    fail(f"no answer to the trade after {attempts} attempts")
 
 
 def step_chat(s: Session) -> None:

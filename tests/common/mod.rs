@@ -397,15 +397,32 @@ impl Client {
 
     /// Sends a trade; its `trade_result`, or the code of the error that refused it.
     pub async fn trade(&mut self, station: Uuid, commodity: Commodity, side: Side, qty: u32) -> Result<Event, String> {
+        self.trade_keyed(station, commodity, side, qty, None).await
+    }
+
+    /// Sends a trade with an optional idempotency key; its `trade_result`, or the code of the refusal.
+    pub async fn trade_keyed(
+        &mut self,
+        station: Uuid,
+        commodity: Commodity,
+        side: Side,
+        qty: u32,
+        key: Option<&str>,
+    ) -> Result<Event, String> {
         let id = self
             .command(Command::Trade {
                 station,
                 commodity,
                 side,
                 qty,
-                key: None,
+                key: key.map(str::to_owned),
             })
             .await;
+        self.answer(id).await
+    }
+
+    /// The `game` reply or the error code answering request `id`.
+    pub async fn answer(&mut self, id: u64) -> Result<Event, String> {
         self.recv_until(|f| match &f.msg {
             ServerMessage::Game(e) if f.id == Some(id) => Some(Ok(e.clone())),
             ServerMessage::Error { code, .. } if f.id == Some(id) => Some(Err(code.clone())),

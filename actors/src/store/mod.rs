@@ -132,7 +132,8 @@ pub struct LedgerLine {
     pub amount: i64,
 }
 
-/// A page of a holder's ledger: lines older than `before` (a transaction's `(at, id)`), newest first.
+/// A page of a holder's ledger: the lines of at most `limit` transactions older than `before` (a transaction's
+/// `(at, id)`), newest first; a transaction's lines are never split across pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedgerPage {
     pub before: Option<(i64, Uuid)>,
@@ -485,8 +486,16 @@ mod tests {
                 ..Batch::default()
             };
             store.save(&with(vec![opening.clone(), first.clone()])).await.unwrap();
-            // The same transactions again (a retried or merged batch): nothing is written twice.
-            store.save(&with(vec![first.clone(), second.clone(), opening.clone()])).await.unwrap();
+            // The same transactions again (a retried or merged batch, a transaction twice in one batch): nothing is
+            // written twice. Nor does a transaction with a stored id get lines it did not have.
+            let mut regrown = opening.clone();
+            regrown
+                .entries
+                .extend(trade_tx(Uuid::nil(), 0, who, station, None, 7, 7).entries);
+            store
+                .save(&with(vec![first.clone(), second.clone(), second.clone(), regrown]))
+                .await
+                .unwrap();
             let balances = store.balances(who).await.unwrap();
             assert_eq!(balances["credits"], 1000 - 30 - 50);
             assert_eq!(balances["ore"], 8);
@@ -499,12 +508,19 @@ mod tests {
             assert_eq!(store.keyed_reply(who, "k2").await.unwrap(), None);
             assert_eq!(store.keyed_reply(station, "k1").await.unwrap(), None);
             // Pages: newest first, each transaction's lines together, then older ones after the cursor.
-            let page = store.ledger(who, LedgerPage { before: None, limit: 3 }).await.unwrap();
-            assert_eq!(page.len(), 3);
-            assert_eq!((page[0].tx, page[0].asset.as_str(), page[0].amount), (second.id, "credits", -50));
-            assert_eq!((page[1].tx, page[1].asset.as_str(), page[1].amount), (second.id, "ore", 5));
+            let page = store.ledger(who, LedgerPage { before: None, limit: 2 }).await.unwrap();
+            assert_eq!(page.len(), 4, "two transactions of two lines each: {page:?}");
+            assert_eq!(
+                (page[0].tx, page[0].asset.as_str(), page[0].amount),
+                (second.id, "credits", -50)
+            );
+            assert_eq!(
+                (page[1].tx, page[1].asset.as_str(), page[1].amount),
+                (second.id, "ore", 5)
+            );
             assert_eq!(page[2].tx, first.id);
             assert_eq!(page[2].key.as_deref(), Some("k1"));
+            assert_eq!(page[3].tx, first.id);
             let older = store
                 .ledger(
                     who,
@@ -515,7 +531,10 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(older.iter().map(|l| l.tx).collect::<Vec<_>>(), [first.id, first.id, opening.id]);
+            assert_eq!(
+                older.iter().map(|l| l.tx).collect::<Vec<_>>(),
+                [first.id, first.id, opening.id]
+            );
             // An unbalanced transaction (tampered data) is found by the audit.
             let mut bad = trade_tx(Uuid::new_v4(), 30, who, station, None, 5, 1);
             bad.entries[0].amount = -4;

@@ -215,15 +215,24 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        // Ledger transactions: written once; a repeat (same id) leaves the stored one as it is.
-        let ledger = &batch.ledger;
+        // Ledger transactions: written once; a repeat (same id) leaves the stored one, entries and all, as it is.
+        // A merged batch may carry a transaction twice: only its first copy is bound.
+        let mut seen = std::collections::HashSet::new();
+        let ledger: Vec<&super::LedgerTx> = batch.ledger.iter().filter(|t| seen.insert(t.id)).collect();
         if !ledger.is_empty() {
             let opt = |o: Option<Uuid>| o.map(|u| u.to_string());
+            let owned: Vec<super::LedgerTx> = ledger.iter().map(|t| (*t).clone()).collect();
+            let lines = ledger_lines(&owned);
+            // Entries only for the transactions this statement inserted.
             sqlx::query(
-                "INSERT INTO ledger_tx (id, at, kind, sector_id, character_id, command_key, reply) \
+                "WITH fresh AS (INSERT INTO ledger_tx (id, at, kind, sector_id, character_id, command_key, reply) \
                  SELECT t.id::uuid, t.at, t.kind, t.sector::uuid, t.who::uuid, t.key, t.reply \
                  FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[]) \
-                 AS t(id, at, kind, sector, who, key, reply) ON CONFLICT (id) DO NOTHING",
+                 AS t(id, at, kind, sector, who, key, reply) ON CONFLICT (id) DO NOTHING RETURNING id) \
+                 INSERT INTO ledger_entries (tx_id, line, holder_kind, holder_id, asset, amount) \
+                 SELECT e.tx::uuid, e.line, e.kind, e.holder::uuid, e.asset, e.amount \
+                 FROM UNNEST($8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::bigint[]) \
+                 AS e(tx, line, kind, holder, asset, amount) WHERE e.tx::uuid IN (SELECT id FROM fresh)",
             )
             .bind(ledger.iter().map(|t| t.id.to_string()).collect::<Vec<_>>())
             .bind(ledger.iter().map(|t| t.at).collect::<Vec<_>>())
@@ -232,15 +241,6 @@ impl Store for PgStore {
             .bind(ledger.iter().map(|t| opt(t.character)).collect::<Vec<_>>())
             .bind(ledger.iter().map(|t| t.key.clone()).collect::<Vec<_>>())
             .bind(ledger.iter().map(|t| t.reply.clone()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-            let lines = ledger_lines(ledger);
-            sqlx::query(
-                "INSERT INTO ledger_entries (tx_id, line, holder_kind, holder_id, asset, amount) \
-                 SELECT e.tx::uuid, e.line, e.kind, e.holder::uuid, e.asset, e.amount \
-                 FROM UNNEST($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
-                 AS e(tx, line, kind, holder, asset, amount) ON CONFLICT (tx_id, line) DO NOTHING",
-            )
             .bind(lines.iter().map(|(id, _, _)| id.to_string()).collect::<Vec<_>>())
             .bind(lines.iter().map(|(_, line, _)| *line).collect::<Vec<_>>())
             .bind(lines.iter().map(|(_, _, e)| e.kind.as_str()).collect::<Vec<_>>())
@@ -267,10 +267,12 @@ impl Store for PgStore {
     async fn ledger(&self, holder: Uuid, page: LedgerPage) -> Result<Vec<LedgerLine>, StoreError> {
         let (before_at, before_id) = page.before.unwrap_or((i64::MAX, Uuid::nil()));
         let rows = sqlx::query(
-            "SELECT t.id::text AS id, t.at, t.kind, t.sector_id::text AS sector_id, t.command_key, e.asset, e.amount \
-             FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id \
+            "WITH page AS (SELECT DISTINCT t.id, t.at FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id \
              WHERE e.holder_id = $1::uuid AND (t.at < $2 OR (t.at = $2 AND t.id < $3::uuid)) \
-             ORDER BY t.at DESC, t.id DESC, e.line LIMIT $4",
+             ORDER BY t.at DESC, t.id DESC LIMIT $4) \
+             SELECT t.id::text AS id, t.at, t.kind, t.sector_id::text AS sector_id, t.command_key, e.asset, e.amount \
+             FROM page p JOIN ledger_tx t ON t.id = p.id JOIN ledger_entries e ON e.tx_id = t.id AND e.holder_id = $1::uuid \
+             ORDER BY t.at DESC, t.id DESC, e.line",
         )
         .bind(holder.to_string())
         .bind(before_at)
@@ -335,11 +337,10 @@ impl Store for PgStore {
     }
 
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sector_id::text AS sector_id, seq, tick, state, epoch, format FROM sector_snapshots",
-        )
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT sector_id::text AS sector_id, seq, tick, state, epoch, format FROM sector_snapshots")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(SectorSnapshot {

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    last_per_character, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage,
-    ParkedAvatar, SectorSnapshot, Store, StoreError,
+    last_per_character, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity, LedgerAudit, LedgerLine,
+    LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
 };
 
 /// SQLite-backed [`Store`].
@@ -202,9 +202,10 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        // Ledger transactions: written once; a repeat (same id) leaves the stored one as it is.
+        // Ledger transactions: written once; a repeat (same id) leaves the stored one, entries and all, as it is.
+        let mut fresh = Vec::with_capacity(batch.ledger.len());
         for t in &batch.ledger {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO ledger_tx (id, at, kind, sector_id, character_id, command_key, reply) \
                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
             )
@@ -216,18 +217,31 @@ impl Store for SqliteStore {
             .bind(t.key.as_deref())
             .bind(t.reply.as_deref())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                fresh.push(t.clone());
+            }
         }
-        for rows in ledger_lines(&batch.ledger).chunks(AVATARS_PER_STATEMENT * 4) {
+        for rows in ledger_lines(&fresh).chunks(AVATARS_PER_STATEMENT * 4) {
             let json: Vec<(String, i32, &str, String, &str, i64)> = rows
                 .iter()
-                .map(|(id, line, e)| (id.to_string(), *line, e.kind.as_str(), e.holder.to_string(), e.asset.as_str(), e.amount))
+                .map(|(id, line, e)| {
+                    (
+                        id.to_string(),
+                        *line,
+                        e.kind.as_str(),
+                        e.holder.to_string(),
+                        e.asset.as_str(),
+                        e.amount,
+                    )
+                })
                 .collect();
             let json = serde_json::to_string(&json).map_err(|e| StoreError::Database(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO ledger_entries (tx_id, line, holder_kind, holder_id, asset, amount) \
                  SELECT v.value ->> 0, v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, v.value ->> 5 \
-                 FROM json_each(?1) AS v WHERE true ON CONFLICT(tx_id, line) DO NOTHING",
+                 FROM json_each(?1) AS v",
             )
             .bind(json)
             .execute(&mut *tx)
@@ -247,13 +261,18 @@ impl Store for SqliteStore {
     }
 
     async fn ledger(&self, holder: Uuid, page: LedgerPage) -> Result<Vec<LedgerLine>, StoreError> {
-        let (before_at, before_id) = page.before.map_or((i64::MAX, String::new()), |(at, id)| (at, id.to_string()));
+        let (before_at, before_id) = page
+            .before
+            .map_or((i64::MAX, String::new()), |(at, id)| (at, id.to_string()));
         let rows = sqlx::query(
-            "SELECT t.id AS id, t.at AS at, t.kind AS kind, t.sector_id AS sector_id, t.command_key AS command_key, \
-             e.asset AS asset, e.amount AS amount \
-             FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id \
+            "WITH page AS (SELECT DISTINCT t.id AS id, t.at AS at FROM ledger_entries e \
+             JOIN ledger_tx t ON t.id = e.tx_id \
              WHERE e.holder_id = ?1 AND (t.at < ?2 OR (t.at = ?2 AND t.id < ?3)) \
-             ORDER BY t.at DESC, t.id DESC, e.line LIMIT ?4",
+             ORDER BY t.at DESC, t.id DESC LIMIT ?4) \
+             SELECT t.id AS id, t.at AS at, t.kind AS kind, t.sector_id AS sector_id, t.command_key AS command_key, \
+             e.asset AS asset, e.amount AS amount \
+             FROM page p JOIN ledger_tx t ON t.id = p.id JOIN ledger_entries e ON e.tx_id = t.id AND e.holder_id = ?1 \
+             ORDER BY t.at DESC, t.id DESC, e.line",
         )
         .bind(holder.to_string())
         .bind(before_at)
@@ -277,15 +296,19 @@ impl Store for SqliteStore {
     }
 
     async fn balances(&self, holder: Uuid) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
-        let rows = sqlx::query("SELECT asset, SUM(amount) AS total FROM ledger_entries WHERE holder_id = ? GROUP BY asset")
-            .bind(holder.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT asset, SUM(amount) AS total FROM ledger_entries WHERE holder_id = ? GROUP BY asset")
+                .bind(holder.to_string())
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(|r| (r.get("asset"), r.get("total"))).collect())
     }
 
     async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError> {
-        let transactions: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_tx").fetch_one(&self.pool).await?.get("n");
+        let transactions: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_tx")
+            .fetch_one(&self.pool)
+            .await?
+            .get("n");
         let unbalanced: i64 = sqlx::query(
             "SELECT COUNT(DISTINCT tx_id) AS n FROM \
              (SELECT tx_id FROM ledger_entries GROUP BY tx_id, asset HAVING SUM(amount) <> 0)",
@@ -293,15 +316,14 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?
         .get("n");
-        let issued = sqlx::query(
-            "SELECT asset, -SUM(amount) AS total FROM ledger_entries WHERE holder_kind = ? GROUP BY asset",
-        )
-        .bind(HolderKind::World.as_str())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get("asset"), r.get("total")))
-        .collect();
+        let issued =
+            sqlx::query("SELECT asset, -SUM(amount) AS total FROM ledger_entries WHERE holder_kind = ? GROUP BY asset")
+                .bind(HolderKind::World.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get("asset"), r.get("total")))
+                .collect();
         Ok(LedgerAudit {
             transactions: transactions as u64,
             unbalanced: unbalanced as u64,

@@ -1,0 +1,213 @@
+//! The ledger, readable: a character's own entries (its owner or an admin), a station's (admins), and an audit of
+//! the whole ledger (admins).
+//!
+//! `GET /v1/characters/{id}/ledger`, `GET /v1/admin/stations/{id}/ledger` and `GET /v1/admin/ledger/audit`. Pages
+//! hold whole transactions, newest first: `?limit=` transactions (default 50, at most 200) older than `?before=`
+//! (the `next` cursor of the previous page).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use orrery_actors::store::{LedgerAudit, LedgerLine, LedgerPage};
+use orrery_engine::Game;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::admin::{parse_id, require_admin};
+use crate::auth::bearer;
+use crate::error::ApiError;
+use crate::App;
+
+/// Transactions per page when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 50;
+/// The largest `limit`.
+pub const MAX_PAGE: u32 = 200;
+
+/// The query of a ledger page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub before: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One entry of a transaction, as the holder sees it.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub asset: String,
+    pub amount: i64,
+}
+
+/// One transaction of a holder's ledger, with the holder's entries in it.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Transaction {
+    pub id: Uuid,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// `opening` (what the world issued), `trade`, ...
+    pub kind: String,
+    pub sector: Option<Uuid>,
+    /// The idempotency key of the command, if it had one.
+    pub key: Option<String>,
+    pub entries: Vec<Entry>,
+}
+
+/// A page of a holder's ledger.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LedgerResponse {
+    pub holder: Uuid,
+    /// What the holder holds according to the whole ledger (not only this page), per asset.
+    pub balances: BTreeMap<String, i64>,
+    pub transactions: Vec<Transaction>,
+    /// Pass as `?before=` for the next (older) page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// `"<at>.<transaction id>"`.
+fn cursor(at: i64, id: Uuid) -> String {
+    format!("{at}.{id}")
+}
+
+fn parse_cursor(raw: &str) -> Result<(i64, Uuid), ApiError> {
+    let bad = || {
+        ApiError::BadRequest(
+            "invalid_cursor",
+            format!("before={raw:?} is not a cursor; pass the `next` of a previous page"),
+        )
+    };
+    let (at, id) = raw.split_once('.').ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// Checks a page query.
+pub fn parse_page(query: Result<Query<PageQuery>, QueryRejection>) -> Result<LedgerPage, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::BadRequest(
+            "invalid_limit",
+            format!("limit must be 1 to {MAX_PAGE} transactions, got {limit}"),
+        ));
+    }
+    Ok(LedgerPage {
+        before: q.before.as_deref().map(parse_cursor).transpose()?,
+        limit,
+    })
+}
+
+/// Groups a page's lines by transaction (they come ordered by transaction).
+fn transactions(lines: Vec<LedgerLine>) -> Vec<Transaction> {
+    let mut out: Vec<Transaction> = Vec::new();
+    for l in lines {
+        let entry = Entry {
+            asset: l.asset,
+            amount: l.amount,
+        };
+        match out.last_mut() {
+            Some(t) if t.id == l.tx => t.entries.push(entry),
+            _ => out.push(Transaction {
+                id: l.tx,
+                at: l.at,
+                kind: l.kind,
+                sector: l.sector,
+                key: l.key,
+                entries: vec![entry],
+            }),
+        }
+    }
+    out
+}
+
+async fn page<G: Game>(app: &App<G>, holder: Uuid, page: LedgerPage) -> Result<LedgerResponse, ApiError> {
+    let store = &app.node.store;
+    let transactions = transactions(store.ledger(holder, page).await?);
+    let next = (transactions.len() == page.limit as usize)
+        .then(|| transactions.last().map(|t| cursor(t.at, t.id)))
+        .flatten();
+    Ok(LedgerResponse {
+        holder,
+        balances: store.balances(holder).await?,
+        transactions,
+        next,
+    })
+}
+
+/// `GET /v1/characters/{id}/ledger`: the character's owner (its login token) or an admin.
+pub(crate) async fn character<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<LedgerResponse>, ApiError> {
+    let id = parse_id(&id)?;
+    if require_admin(&app, &headers).is_err() {
+        let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
+        let identity = app
+            .node
+            .store
+            .authenticate(&token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        if identity.character_id != id {
+            return Err(ApiError::NotYours(id));
+        }
+    }
+    let query = parse_page(query)?;
+    Ok(Json(page(&app, id, query).await?))
+}
+
+/// `GET /v1/admin/stations/{id}/ledger`.
+pub(crate) async fn station<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<LedgerResponse>, ApiError> {
+    require_admin(&app, &headers)?;
+    let id = parse_id(&id)?;
+    let query = parse_page(query)?;
+    Ok(Json(page(&app, id, query).await?))
+}
+
+/// `GET /v1/admin/ledger/audit`: every transaction checked, and what the world issued per asset.
+pub(crate) async fn audit<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    headers: HeaderMap,
+) -> Result<Json<LedgerAudit>, ApiError> {
+    require_admin(&app, &headers)?;
+    Ok(Json(app.node.store.audit_ledger().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_say_what_to_pass() {
+        let id = Uuid::new_v4();
+        assert_eq!(parse_cursor(&cursor(17, id)).unwrap(), (17, id));
+        for bad in ["", "17", "x.y", "17.not-a-uuid"] {
+            let e = parse_cursor(bad).unwrap_err();
+            assert_eq!(e.status_and_code().1, "invalid_cursor");
+            assert!(e.to_string().contains("`next`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn limits_out_of_range_are_refused() {
+        for limit in [0, MAX_PAGE + 1] {
+            let q = PageQuery {
+                before: None,
+                limit: Some(limit),
+            };
+            let e = parse_page(Ok(Query(q))).unwrap_err();
+            assert_eq!(e.status_and_code().1, "invalid_limit");
+        }
+        let ok = parse_page(Ok(Query(PageQuery::default()))).unwrap();
+        assert_eq!((ok.before, ok.limit), (None, DEFAULT_PAGE));
+    }
+}
