@@ -129,6 +129,11 @@ pub(crate) async fn world<G: Game>(State(app): State<Arc<App<G>>>) -> Json<serde
     Json(serde_json::json!({ "regions": regions }))
 }
 
+/// The identity behind a login token (`401 unauthorized` for an unknown one).
+pub(crate) async fn identity<G: Game>(app: &App<G>, token: &str) -> Result<Identity, ApiError> {
+    app.node.store.authenticate(token).await?.ok_or(ApiError::Unauthorized)
+}
+
 /// The token of a request: `?token=` or `Authorization: Bearer`.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;

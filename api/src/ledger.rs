@@ -146,12 +146,7 @@ pub(crate) async fn character<G: Game>(
     let id = parse_id(&id)?;
     if require_admin(&app, &headers).is_err() {
         let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
-        let identity = app
-            .node
-            .store
-            .authenticate(&token)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let identity = crate::auth::identity(&app, &token).await?;
         if identity.character_id != id {
             return Err(ApiError::NotYours(id));
         }

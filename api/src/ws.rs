@@ -134,12 +134,7 @@ pub(crate) async fn upgrade<G: Game>(
     }
     let (encoding, echo_protocol) = negotiate(headers)?;
     let token = q.token.or_else(|| bearer(headers)).ok_or(ApiError::Unauthorized)?;
-    let identity = app
-        .node
-        .store
-        .authenticate(&token)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let identity = crate::auth::identity(&app, &token).await?;
     let session = Uuid::new_v4();
     take_over(&app, identity.character_id, session).await?;
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -53,34 +53,21 @@ pub(crate) mod v1 {
     use serde::Deserialize;
     use uuid::Uuid;
 
-    use super::super::model::{Ship, WarpView};
     use super::super::trade::ListingState;
-    use super::{SectorSnapshot, SectorState, StationState};
-    use crate::game::{RegionId, SectorId};
+    use super::{SectorSnapshot, SectorSnapshotOf, SectorState, StationState};
 
     #[derive(Deserialize)]
-    struct Station {
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct Station {
         id: Uuid,
         name: String,
         listings: Vec<ListingState>,
         changed: bool,
     }
 
-    #[derive(Deserialize)]
-    pub(crate) struct Snapshot {
-        id: SectorId,
-        name: String,
-        region: RegionId,
-        size: f32,
-        ships: Vec<Ship>,
-        handles: Vec<u32>,
-        flags: Vec<u8>,
-        stations: Vec<Station>,
-        warps: Vec<WarpView>,
-        removed: Vec<u32>,
-    }
+    pub(crate) type Snapshot = SectorSnapshotOf<Station>;
 
-    impl Snapshot {
+    impl SectorSnapshotOf<Station> {
         pub(crate) fn upgrade(self, station_credits: u64) -> SectorState {
             SectorState::from(SectorSnapshot {
                 id: self.id,
@@ -143,10 +130,11 @@ pub struct SectorState {
     removed: Vec<u32>,
 }
 
-/// The serialized form of [`SectorState`] (the index and shared names are rebuilt on load).
+/// The serialized form of [`SectorState`] (the index and shared names are rebuilt on load), over its stations'
+/// form (format 1 had stations without credits, see [`v1`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SectorSnapshot {
+pub(crate) struct SectorSnapshotOf<S> {
     id: SectorId,
     name: String,
     region: RegionId,
@@ -154,10 +142,12 @@ struct SectorSnapshot {
     ships: Vec<Ship>,
     handles: Vec<u32>,
     flags: Vec<u8>,
-    stations: Vec<StationState>,
+    stations: Vec<S>,
     warps: Vec<WarpView>,
     removed: Vec<u32>,
 }
+
+type SectorSnapshot = SectorSnapshotOf<StationState>;
 
 /// [`SectorSnapshot`] by reference, so that serializing does not clone the sector. Same fields, same order.
 #[derive(Serialize)]
