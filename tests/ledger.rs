@@ -7,91 +7,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::economy::*;
 use common::*;
 use orrery_actors::store::postgres::{test_admin_url, ScratchDatabase};
 use orrery_engine::galaxy::Commodity;
-use orrery_engine::spacetrade::{Command, Event, Profile, Side, StationView};
+use orrery_engine::spacetrade::{Command, Event, Side, StationView};
 use orrery_protocol::{ClientMessage, Encoding, ServerMessage};
-use serde_json::Value;
 use uuid::Uuid;
-
-/// What an account holds, per asset (zeros left out), as the ledger and the endpoints name assets.
-type Holdings = BTreeMap<String, i64>;
-
-fn ship_holdings(credits: u64, cargo: &BTreeMap<Commodity, u32>) -> Holdings {
-    let mut h: Holdings = cargo
-        .iter()
-        .map(|(c, &q)| (c.as_str().to_owned(), i64::from(q)))
-        .collect();
-    h.insert("credits".into(), credits as i64);
-    h.retain(|_, v| *v != 0);
-    h
-}
-
-fn profile_holdings(p: &Profile) -> Holdings {
-    ship_holdings(p.credits, &p.cargo)
-}
-
-fn result_holdings(e: &Event) -> Holdings {
-    let Event::TradeResult { credits, cargo, .. } = e;
-    ship_holdings(*credits, cargo)
-}
-
-fn station_holdings(s: &StationView) -> Holdings {
-    let mut h: Holdings = s
-        .commodities
-        .iter()
-        .map(|l| (l.commodity.as_str().to_owned(), i64::from(l.quantity)))
-        .collect();
-    h.insert("credits".into(), s.credits as i64);
-    h.retain(|_, v| *v != 0);
-    h
-}
-
-fn add(total: &mut Holdings, h: &Holdings) {
-    for (asset, v) in h {
-        *total.entry(asset.clone()).or_default() += v;
-    }
-}
-
-async fn get(server: &TestServer, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = server.http.get(server.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
-fn balances(body: &Value) -> Holdings {
-    let mut h: Holdings = serde_json::from_value(body["balances"].clone()).unwrap();
-    h.retain(|_, v| *v != 0);
-    h
-}
-
-/// What the ledger says a character holds (read with its own token).
-async fn character_balances(server: &TestServer, character: Uuid, token: &str) -> Holdings {
-    let (status, body) = get(server, &format!("/v1/characters/{character}/ledger"), Some(token)).await;
-    assert_eq!(status, 200, "{body}");
-    balances(&body)
-}
-
-/// What the ledger says a station holds (admin).
-async fn station_balances(server: &TestServer, station: Uuid) -> Holdings {
-    let (status, body) = get(server, &format!("/v1/admin/stations/{station}/ledger"), Some(ADMIN)).await;
-    assert_eq!(status, 200, "{body}");
-    balances(&body)
-}
-
-/// The audit: no unbalanced transaction, and what the world issued.
-async fn audit(server: &TestServer) -> Holdings {
-    let (status, body) = get(server, "/v1/admin/ledger/audit", Some(ADMIN)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["unbalanced"], 0, "{body}");
-    let mut issued: Holdings = serde_json::from_value(body["issued"].clone()).unwrap();
-    issued.retain(|_, v| *v != 0);
-    issued
-}
 
 /// A tiny deterministic generator (no dependency): the same trades every run.
 struct Lcg(u64);

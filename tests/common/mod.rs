@@ -2,6 +2,7 @@
 //! clients (tokio-tungstenite) speaking JSON or binary.
 #![allow(dead_code)]
 
+pub mod economy;
 pub mod raw;
 
 use std::path::PathBuf;
