@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod throwaway_pg;
 
 use std::path::PathBuf;
 use std::time::Duration;
