@@ -82,6 +82,12 @@ pub(crate) async fn snapshot<G: Game>(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&app, &headers)?;
+    // While the store is not taking writes, the snapshot would only join what the persister holds for its retry.
+    if !app.node.persister().available() {
+        return Err(ApiError::StorageUnavailable(
+            "admin snapshot refused: the store is not taking writes".into(),
+        ));
+    }
     let n = app
         .node
         .snapshot_all()

@@ -8,6 +8,9 @@ use serde_json::json;
 /// The `Retry-After` of a `503 at_capacity`, in seconds.
 pub const AT_CAPACITY_RETRY_AFTER: u64 = 5;
 
+/// The `Retry-After` of a `503 storage_unavailable`, in seconds.
+pub const STORAGE_RETRY_AFTER: u64 = 5;
+
 /// Everything an HTTP endpoint can refuse. Store and internal details are logged, never sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,6 +42,8 @@ pub enum ApiError {
     WsVersion,
     #[error("origin {0:?} is not allowed (see --cors-origin)")]
     OriginNotAllowed(String),
+    #[error("the database is unavailable; retry shortly")]
+    StorageUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -61,6 +66,10 @@ impl ApiError {
             ApiError::WsVersion => (StatusCode::UPGRADE_REQUIRED, "unsupported_version"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            ApiError::StorageUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                orrery_protocol::codes::STORAGE_UNAVAILABLE,
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -68,19 +77,26 @@ impl ApiError {
 
 impl From<orrery_actors::store::StoreError> for ApiError {
     fn from(e: orrery_actors::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            // Connection refused or lost, pool timeout, a read-only server: worth a retry.
+            orrery_actors::store::StoreError::Database(detail) => ApiError::StorageUnavailable(detail),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error in HTTP handler");
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error in HTTP handler"),
+            ApiError::StorageUnavailable(detail) => tracing::warn!(%detail, "database unavailable in HTTP handler"),
+            _ => {}
         }
         let (status, code) = self.status_and_code();
         let retry_after = match &self {
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
             ApiError::AtCapacity(_) => Some(AT_CAPACITY_RETRY_AFTER),
+            ApiError::StorageUnavailable(_) => Some(STORAGE_RETRY_AFTER),
             _ => None,
         };
         let mut response = (

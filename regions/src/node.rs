@@ -12,7 +12,7 @@ use orrery_actors::{Directory, EngineConfig};
 use orrery_engine::{Game, RegionId, SectorId};
 use orrery_protocol::codes;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::fabric::NodeFabric;
 use crate::manager::{ManagerMsg, RegionManager};
@@ -21,6 +21,8 @@ use crate::region::{RegionArgs, RegionMsg};
 
 /// How often ships in transit are checked for a lost delivery.
 const PARCEL_SWEEP: Duration = Duration::from_millis(500);
+/// How long closing the store may take at the end of a shutdown (a pool waits for its connections).
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Failures while starting or stopping the node.
 #[derive(Debug, thiserror::Error)]
@@ -289,16 +291,27 @@ impl<G: Game> Node<G> {
     }
 
     /// Graceful shutdown, bounded by `timeout` overall: stop reading client input (no new commands), deliver every
-    /// reply already owed (durable trades wait for their commit), close every session with 1001 (each parks its
-    /// ship), snapshot every sector, stop the tree, close the store.
+    /// reply already owed (durable trades wait for their commit; at most half the time), close every session with
+    /// 1001 (each parks its ship), snapshot every sector, stop the tree, close the store. While the database is
+    /// unreachable the persister holds what it could not write; whatever is still held at the deadline is lost, and
+    /// logged at error level.
     pub async fn shutdown(&self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
         self.liveness.abort();
         self.directory.start_draining();
         // A tick that started before the flag was set may still be applying commands: let it finish.
         tokio::time::sleep(self.config.tick_period() * 2).await;
-        if tokio::time::timeout_at(deadline, self.persister.flush()).await.is_err() {
-            warn!("owed durable replies did not complete before the shutdown deadline");
+        // Half the time at most: a dead database must leave time to close the sessions and queue the final snapshot
+        // (written too if it comes back before the deadline).
+        if tokio::time::timeout_at(started + timeout / 2, self.persister.flush())
+            .await
+            .is_err()
+        {
+            warn!(
+                store_available = self.persister.available(),
+                "owed durable replies did not complete in time; closing sessions"
+            );
         }
         for link in self.directory.sessions() {
             link.conn.close(codes::CLOSE_GOING_AWAY, "server shutting down");
@@ -313,8 +326,25 @@ impl<G: Game> Node<G> {
             Err(_) => warn!("final snapshot timed out"),
         }
         let _ = tokio::time::timeout_at(deadline, self.root.stop_and_wait(None, None)).await;
+        let lost = self.persister.backlog();
+        if !lost.is_empty() {
+            error!(
+                sectors = lost.sectors,
+                ships = lost.avatars,
+                ledger_txs = lost.ledger_txs,
+                owed_replies = lost.acks,
+                queued_jobs = lost.queued,
+                "writes not confirmed before the shutdown deadline are lost: the database keeps its last committed \
+                 state (every acknowledged trade is in it; the owed replies were never sent)"
+            );
+        }
         self.persister_task.abort();
         self.parcel_sweep.abort();
-        self.store.close().await;
+        if tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close())
+            .await
+            .is_err()
+        {
+            warn!("closing the store timed out");
+        }
     }
 }

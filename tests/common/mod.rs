@@ -4,6 +4,7 @@
 
 pub mod economy;
 pub mod raw;
+pub mod throwaway_pg;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -646,7 +646,10 @@ impl<G: Game> SectorState<G> {
             // A state that cannot be encoded stays dirty: the next interval tries again.
             if let Ok(batch) = self.snapshot() {
                 self.dirty = false;
-                if batch.ledger.is_empty() {
+                // While the store is not taking writes, a snapshot goes without an acknowledgement: the persister
+                // holds every acknowledgement until the store returns, and one per interval would pile up. The
+                // ledger rows it carries stay owed until a later write's acknowledgement (repeats are harmless).
+                if batch.ledger.is_empty() || !self.persister.available() {
                     self.persister.submit(batch);
                 } else {
                     let written = self.ledger_written(&batch);

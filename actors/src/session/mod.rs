@@ -31,6 +31,13 @@ pub const SECTOR_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const SECTOR_RETRIES: u32 = 40;
 /// How long logging out waits for a ship in transit to arrive somewhere.
 const TRANSIT_WAIT: Duration = Duration::from_secs(15);
+/// How long a login waits for a new character's ship to be written. The persister retries a write for as long as
+/// the database is unreachable; past this the login gives up (the connection closes with 1011) and the write stays
+/// queued until the database returns.
+pub const LOGIN_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long logging out waits for the parked ship to be written. Past this the session ends anyway (so that a dead
+/// database cannot hold logouts, or a shutdown, forever); the row stays queued until the database returns.
+pub const PARK_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Failures while setting up or tearing down a session.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +50,29 @@ pub enum SessionError {
     Store(#[from] crate::store::StoreError),
     #[error("the parked ship could not be written")]
     NotSaved,
+    #[error("the database did not take the write within {0:?}; it stays queued until the database returns")]
+    WriteTimedOut(Duration),
+}
+
+impl SessionError {
+    /// Whether the failure is the database's (unreachable or not taking writes) rather than the character's.
+    fn storage(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Store(crate::store::StoreError::Database(_))
+                | SessionError::NotSaved
+                | SessionError::WriteTimedOut(_)
+        )
+    }
+}
+
+/// Writes `batch` through the persister, waiting at most `limit`.
+async fn write_within(persister: &Persister, batch: PersistBatch, limit: Duration) -> Result<(), SessionError> {
+    match tokio::time::timeout(limit, persister.write(batch)).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(SessionError::NotSaved),
+        Err(_) => Err(SessionError::WriteTimedOut(limit)),
+    }
 }
 
 /// Everything a session actor is started with.
@@ -116,11 +146,7 @@ impl<G: Game> SessionState<G> {
                             }],
                             ..PersistBatch::default()
                         };
-                        return if self.persister.write(parked).await {
-                            Ok(())
-                        } else {
-                            Err(SessionError::NotSaved)
-                        };
+                        return write_within(&self.persister, parked, PARK_WRITE_TIMEOUT).await;
                     }
                 }
             }
@@ -161,9 +187,7 @@ async fn load_avatar<G: Game>(
             ledger: opening.into_iter().collect(),
             ..PersistBatch::default()
         };
-        if !persister.write(batch).await {
-            return Err(SessionError::NotSaved);
-        }
+        write_within(persister, batch, LOGIN_WRITE_TIMEOUT).await?;
     } else if let Some(tx) = opening {
         // A character from before the ledger opens with what it holds now; for any other, the opening is stored
         // already and this write changes nothing.
@@ -219,8 +243,18 @@ impl<G: Game> Actor for SessionActor<G> {
         let (sector, avatar) = match loaded {
             Ok(found) => found,
             Err(e) => {
+                warn!(
+                    character = %a.identity.character_id,
+                    error = %e,
+                    "login failed: the character could not be loaded or saved"
+                );
                 a.directory.remove_session(a.session, a.identity.character_id);
-                a.conn.close(1011, "could not load character");
+                let reason = if e.storage() {
+                    "storage unavailable, try again later"
+                } else {
+                    "could not load character"
+                };
+                a.conn.close(1011, reason);
                 return Err(e.into());
             }
         };
