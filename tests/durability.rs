@@ -236,3 +236,32 @@ async fn snapshot_writes_are_measured_batch_by_batch() {
     assert!(server.metric("orrery_snapshot_write_seconds_count").await >= 1.0);
     assert!(server.metrics().await.contains("orrery_persist_queue_depth"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_lag_of_a_region_grows_while_a_change_is_unwritten_and_clears_once_it_is_written() {
+    let mut cfg = config(temp_dir());
+    // No periodic snapshot while the ship moves: only the rest that follows its stop writes the sector.
+    cfg.engine.snapshot_interval = std::time::Duration::from_secs(3600);
+    let server = TestServer::start_with(cfg).await;
+    let (token, character) = server.guest("Laggard").await;
+    let mut j = Client::join(&server, &token, Encoding::Json).await;
+    j.client.command(Command::Thrust { vx: 5.0, vy: 5.0 }).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.metric("orrery_snapshot_lag_seconds").await < 1.5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lag never grew while the ship moved"
+        );
+        j.client.delta().await;
+    }
+    j.client.command(Command::Thrust { vx: 0.0, vy: 0.0 }).await;
+    j.client.until_ship(character, |s| s.vx == 0.0 && s.vy == 0.0).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.metric("orrery_snapshot_lag_seconds").await > 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lag never cleared after the sector was written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -44,13 +44,39 @@ pub type PersistBatch = crate::store::Batch;
 struct Job {
     batch: PersistBatch,
     ack: Option<Ack>,
+    /// A periodic snapshot queued through its sector's slot: the job's content is whatever the slot holds when the
+    /// persister takes it (the newest snapshot submitted meanwhile).
+    slot: Option<Arc<SnapshotSlot>>,
+}
+
+impl Job {
+    /// The batch and acknowledgement this job carries (for a slot's job: the newest the slot holds).
+    fn take(self) -> (PersistBatch, Option<Ack>) {
+        match self.slot {
+            Some(slot) => slot.pending.lock().take().unwrap_or_default(),
+            None => (self.batch, self.ack),
+        }
+    }
+}
+
+/// Where one sector's periodic snapshot waits for the persister: at most one per sector is queued, and a newer one
+/// replaces it there (the newest pending snapshot wins; an older one is dropped, never the newest). Its place in
+/// the queue is that of the first one queued, so it is written no later than it would have been.
+#[derive(Default)]
+pub struct SnapshotSlot {
+    pending: Mutex<Option<(PersistBatch, Option<Ack>)>>,
+}
+
+impl std::fmt::Debug for SnapshotSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSlot")
+            .field("pending", &self.pending.lock().is_some())
+            .finish()
+    }
 }
 
 /// Writes that take longer than this are logged (at debug level).
 const SLOW_WRITE: Duration = Duration::from_millis(20);
-
-/// Periodic snapshots are skipped while more than this many jobs wait (the next interval retries).
-const MAX_QUEUED_SNAPSHOTS: usize = 256;
 
 /// The wait before the first retry of a batch whose write failed with a transient error.
 pub const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -160,15 +186,17 @@ struct Pending {
 
 impl Pending {
     fn new(job: Job) -> Self {
+        let (batch, ack) = job.take();
         Self {
-            batch: job.batch,
-            acks: job.ack.into_iter().collect(),
+            batch,
+            acks: ack.into_iter().collect(),
         }
     }
 
     fn absorb(&mut self, job: Job) {
-        self.batch.extend(job.batch);
-        self.acks.extend(job.ack);
+        let (batch, ack) = job.take();
+        self.batch.extend(batch);
+        self.acks.extend(ack);
     }
 
     /// Merges every job waiting in `rx` into this one; returns how many there were.
@@ -398,19 +426,43 @@ impl Persister {
         }
     }
 
-    /// Queues a periodic snapshot; if the persister is far behind, it is skipped (the next interval retries).
+    /// Queues a batch with no acknowledgement.
     pub fn submit(&self, batch: PersistBatch) {
-        if self.shared.queued.load(Ordering::Acquire) > MAX_QUEUED_SNAPSHOTS {
-            metrics::counter!("orrery_snapshots_skipped_total").increment(1);
-            return;
+        self.push(Job {
+            batch,
+            ack: None,
+            slot: None,
+        });
+    }
+
+    /// Queues a sector's periodic snapshot through its slot: if the sector's previous one is still queued, this
+    /// one replaces it (whose acknowledgement runs with `false`: it will not be written), so that a slow store
+    /// holds at most one pending snapshot per sector, the newest.
+    pub fn submit_latest(&self, slot: &Arc<SnapshotSlot>, batch: PersistBatch, ack: Option<Ack>) {
+        let replaced = slot.pending.lock().replace((batch, ack));
+        match replaced {
+            Some((_, older_ack)) => {
+                metrics::counter!("orrery_snapshots_superseded_total").increment(1);
+                if let Some(ack) = older_ack {
+                    ack(false);
+                }
+            }
+            None => self.push(Job {
+                batch: PersistBatch::default(),
+                ack: None,
+                slot: Some(Arc::clone(slot)),
+            }),
         }
-        self.push(Job { batch, ack: None });
     }
 
     /// Queues a batch that must reach the disk; `ack` runs after its transaction (never skipped). While the store
     /// is unreachable, that is when it comes back.
     pub fn submit_durable(&self, batch: PersistBatch, ack: Ack) {
-        self.push(Job { batch, ack: Some(ack) });
+        self.push(Job {
+            batch,
+            ack: Some(ack),
+            slot: None,
+        });
     }
 
     /// Waits until everything queued before this call has been written and its acknowledgements have run
@@ -438,7 +490,7 @@ impl Persister {
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            if let Some(ack) = job.ack {
+            if let (_, Some(ack)) = job.take() {
                 ack(false);
             }
         }
@@ -735,5 +787,50 @@ mod tests {
         assert!(persister.write(Batch::default()).await);
         assert_eq!(store.written().len(), 1);
         assert_eq!(store.written()[0].avatars, batch.avatars);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_store_writes_only_the_newest_pending_snapshot_of_a_sector_in_its_place_in_the_queue() {
+        let store = Arc::new(Flaky::default());
+        let (persister, _task) = Persister::start(store.clone());
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let (a, b, ada) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let slot_a = Arc::new(SnapshotSlot::default());
+        let slot_b = Arc::new(SnapshotSlot::default());
+        // Sector `a` holds the ship (its row `row`); sector `b` holds no ship (row 0: none).
+        let with = |sector: Uuid, tick: u64, row: u8| Batch {
+            sectors: vec![snapshot(sector, tick)],
+            avatars: if row == 0 { Vec::new() } else { vec![parked(ada, row)] },
+            ledger: Vec::new(),
+        };
+        // A write in flight; meanwhile sector `a` snapshots three times, the ship is parked between the first and
+        // the second (its row 9), and sector `b` once.
+        persister.submit_durable(with(b, 1, 0), recorder(&acks));
+        tokio::task::yield_now().await;
+        persister.submit_latest(&slot_a, with(a, 1, 1), Some(recorder(&acks)));
+        persister.submit_durable(
+            Batch {
+                avatars: vec![parked(ada, 9)],
+                ..Batch::default()
+            },
+            recorder(&acks),
+        );
+        persister.submit_latest(&slot_a, with(a, 2, 1), None);
+        persister.submit_latest(&slot_b, with(b, 2, 0), None);
+        persister.submit_latest(&slot_a, with(a, 3, 1), None);
+        until(|| store.written().len() == 2).await;
+        let written = store.written();
+        let ticks: Vec<(Uuid, u64)> = written[1].sectors.iter().map(|s| (s.sector, s.tick)).collect();
+        assert_eq!(ticks, [(a, 3), (b, 2)], "only the newest of each sector, nothing older");
+        // The slot kept its place (before the parking): the parked row is the last row of that character.
+        assert_eq!(written[1].avatars.last(), Some(&parked(ada, 9)));
+        // The superseded snapshot's acknowledgement said it was not written; the others that it was.
+        let mut outcomes = acks.lock().clone();
+        outcomes.sort();
+        assert_eq!(outcomes, [false, true, true]);
+        // With nothing queued, the slot queues afresh.
+        persister.submit_latest(&slot_a, with(a, 4, 1), None);
+        until(|| store.written().len() == 3).await;
+        assert_eq!(store.written()[2].sectors[0].tick, 4);
     }
 }

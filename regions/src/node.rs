@@ -21,6 +21,9 @@ use crate::region::{RegionArgs, RegionMsg};
 
 /// How often ships in transit are checked for a lost delivery.
 const PARCEL_SWEEP: Duration = Duration::from_millis(500);
+
+/// How often the snapshot lag of each region is measured.
+const LAG_EVERY: Duration = Duration::from_secs(1);
 /// How long closing the store may take at the end of a shutdown (a pool waits for its connections).
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -138,6 +141,8 @@ pub struct Node<G: Game> {
     liveness: tokio::task::JoinHandle<()>,
     /// Delivers again the ships in transit whose handle was lost ([`NodeFabric::sweep_parcels`]).
     parcel_sweep: tokio::task::JoinHandle<()>,
+    /// Sets `orrery_snapshot_lag_seconds{region}` every [`LAG_EVERY`].
+    lag_gauge: tokio::task::JoinHandle<()>,
     region_of_sector: HashMap<SectorId, RegionId>,
 }
 
@@ -185,6 +190,7 @@ impl<G: Game> Node<G> {
         let snapshots: HashMap<SectorId, _> = store.load_sectors().await?.into_iter().map(|s| (s.sector, s)).collect();
         let mut region_of_sector = HashMap::new();
         let mut regions = Vec::new();
+        let mut lag_cells = Vec::new();
         for region in game.layout() {
             let mut cells = Vec::new();
             for sector in &region.sectors {
@@ -200,6 +206,7 @@ impl<G: Game> Node<G> {
                     tick,
                 ));
             }
+            lag_cells.push((region.id, cells.clone()));
             regions.push(RegionArgs {
                 id: region.id,
                 name: region.name.clone(),
@@ -234,6 +241,18 @@ impl<G: Game> Node<G> {
                 }
             })
         };
+        let lag_gauge = tokio::spawn(async move {
+            let mut every = tokio::time::interval(LAG_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let now = orrery_actors::store::now_millis();
+                for (region, cells) in &lag_cells {
+                    let lag = cells.iter().map(|c| c.snapshot_lag(now)).fold(0.0, f64::max);
+                    metrics::gauge!("orrery_snapshot_lag_seconds", "region" => region.to_string()).set(lag);
+                }
+            }
+        });
         Ok(Self {
             game,
             directory,
@@ -246,6 +265,7 @@ impl<G: Game> Node<G> {
             persister_task,
             liveness,
             parcel_sweep,
+            lag_gauge,
             region_of_sector,
         })
     }
@@ -340,6 +360,7 @@ impl<G: Game> Node<G> {
         }
         self.persister_task.abort();
         self.parcel_sweep.abort();
+        self.lag_gauge.abort();
         if tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close())
             .await
             .is_err()

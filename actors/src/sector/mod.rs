@@ -23,7 +23,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ use crate::directory::{Directory, Fabric, Parcel, SessionLink, Transfer};
 use crate::input::Input;
 use crate::ledger::{self, Waiter};
 use crate::net::{self, Offer, Opcode};
-use crate::persist::Ack;
+use crate::persist::{Ack, SnapshotSlot};
 use crate::persist::{PersistBatch, Persister};
 use crate::phase::{PhaseSlot, PhaseWheel};
 use crate::store::{now_millis, LedgerTx, ParkedAvatar, SectorSnapshot, SINGLE_NODE_EPOCH};
@@ -132,6 +132,13 @@ pub struct SectorCell<G: Game> {
     starts: Mutex<u64>,
     /// The time dilation factor subscribers were last told (f64 bits), so that a restarted actor resumes at it.
     dilation: AtomicU64,
+    /// Where the sector's periodic snapshot waits for the persister (the newest one wins).
+    snapshot_slot: Arc<SnapshotSlot>,
+    /// Snapshot lag: when the oldest change not yet in a snapshot was made, and the oldest change in a snapshot not
+    /// yet known to be committed (ms since the epoch; 0: none), and how many snapshots were taken.
+    dirty_since: AtomicI64,
+    pending_since: AtomicI64,
+    captures: AtomicU64,
     /// Ledger transactions the state includes that are not known to be written yet (the sector's opening, a trade
     /// whose write failed). Every batch the sector writes carries them until one is committed: a snapshot is never
     /// written without the ledger rows of what it holds (their ids make repeats harmless).
@@ -236,7 +243,47 @@ impl<G: Game> SectorCell<G> {
             starts: Mutex::new(0),
             dilation: AtomicU64::new(1.0f64.to_bits()),
             unwritten: Mutex::new(Vec::new()),
+            snapshot_slot: Arc::new(SnapshotSlot::default()),
+            dirty_since: AtomicI64::new(0),
+            pending_since: AtomicI64::new(0),
+            captures: AtomicU64::new(0),
         })
+    }
+
+    /// Notes a change of state at `now` (ms): the oldest one not in a snapshot yet is kept.
+    fn note_change(&self, now: i64) {
+        let _ = self
+            .dirty_since
+            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Notes that a snapshot was taken (the changes so far are in it, pending its commit); the returned
+    /// acknowledgement clears them once it is committed, unless a newer snapshot was taken meanwhile (whose own
+    /// acknowledgement will).
+    fn captured(self: &Arc<Self>) -> impl FnOnce(bool) + Send + 'static {
+        let since = self.dirty_since.swap(0, Ordering::AcqRel);
+        if since != 0 {
+            let _ = self
+                .pending_since
+                .compare_exchange(0, since, Ordering::AcqRel, Ordering::Acquire);
+        }
+        let generation = self.captures.fetch_add(1, Ordering::AcqRel) + 1;
+        let cell = Arc::clone(self);
+        move |ok| {
+            if ok && cell.captures.load(Ordering::Acquire) == generation {
+                cell.pending_since.store(0, Ordering::Release);
+            }
+        }
+    }
+
+    /// How long the sector's oldest change not known to be in the store has waited, in seconds (0: everything is).
+    pub fn snapshot_lag(&self, now: i64) -> f64 {
+        let oldest = [&self.pending_since, &self.dirty_since]
+            .iter()
+            .map(|a| a.load(Ordering::Acquire))
+            .filter(|&t| t != 0)
+            .min();
+        oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1e3)
     }
 
     /// Once a batch carrying `ids` is committed, they are no longer owed.
@@ -621,7 +668,10 @@ impl<G: Game> SectorState<G> {
         self.tick += 1;
         self.cell.journal(JournalOp::Tick);
         let changed = delta.is_some();
-        self.dirty |= changed;
+        if changed {
+            self.dirty = true;
+            self.cell.note_change(now_millis());
+        }
         match delta {
             Some(delta) => self.fan_out(delta),
             None if self.owes_keyframes => self.send_owed_keyframes(),
@@ -646,15 +696,19 @@ impl<G: Game> SectorState<G> {
             // A state that cannot be encoded stays dirty: the next interval tries again.
             if let Ok(batch) = self.snapshot() {
                 self.dirty = false;
-                // While the store is not taking writes, a snapshot goes without an acknowledgement: the persister
-                // holds every acknowledgement until the store returns, and one per interval would pile up. The
-                // ledger rows it carries stay owed until a later write's acknowledgement (repeats are harmless).
-                if batch.ledger.is_empty() || !self.persister.available() {
-                    self.persister.submit(batch);
-                } else {
+                // Through the sector's slot: a slow store holds only its newest snapshot. While the store is not
+                // taking writes, a snapshot goes without an acknowledgement: the persister holds every
+                // acknowledgement until the store returns, and one per interval would pile up. The ledger rows it
+                // carries stay owed, and its changes count in the lag, until a later write's acknowledgement.
+                let captured = self.cell.captured();
+                let ack: Option<Ack> = self.persister.available().then(|| {
                     let written = self.ledger_written(&batch);
-                    self.persister.submit_durable(batch, Box::new(written));
-                }
+                    Box::new(move |ok| {
+                        written(ok);
+                        captured(ok);
+                    }) as Ack
+                });
+                self.persister.submit_latest(&self.cell.snapshot_slot, batch, ack);
             }
         }
         if idle {
@@ -952,6 +1006,7 @@ impl<G: Game> SectorState<G> {
         }
         // A command may change what deltas do not show (credits, cargo): the next snapshot interval writes it.
         self.dirty = true;
+        self.cell.note_change(now);
         match self.game.handle(&mut self.state, link.entity, command.clone(), now) {
             Ok(outcome) => {
                 // Named only for posted commands (a thrust is on the per-input path).
@@ -1061,9 +1116,11 @@ impl<G: Game> SectorState<G> {
             return self.answer(&link, req_id, key.as_deref(), failed);
         };
         let written = self.ledger_written(&batch);
+        let captured = self.cell.captured();
         let directory = Arc::clone(&self.directory);
         let ack: Ack = Box::new(move |ok| {
             written(ok);
+            captured(ok);
             let frame = |id| match (ok, &reply) {
                 (true, Some(event)) => Some(ServerFrame::<G>::new(id, ServerMessage::Game(event.clone()))),
                 (true, None) => None,

@@ -583,3 +583,28 @@ async fn a_state_that_cannot_be_encoded_is_never_stored_and_never_sent_as_null()
     let snap = rig.actor.call(SectorMsg::Snapshot, None).await.unwrap().unwrap();
     assert_eq!(snap.sectors.len(), 1);
 }
+
+#[test]
+fn the_snapshot_lag_counts_from_the_oldest_change_not_known_to_be_committed() {
+    let game = Clockwork::default();
+    let id = Uuid::new_v4();
+    let cell = SectorCell::<Clockwork>::new(id, Uuid::new_v4(), "Dial".into(), game.new_sector(id), 0, 0);
+    assert_eq!(cell.snapshot_lag(5_000), 0.0, "nothing changed");
+    cell.note_change(1_000);
+    cell.note_change(2_000);
+    assert_eq!(cell.snapshot_lag(4_000), 3.0, "from the oldest change");
+    // Taken, not committed yet: still lagging from the same change.
+    let first = cell.captured();
+    cell.note_change(6_000);
+    assert_eq!(cell.snapshot_lag(7_000), 6.0);
+    // A second snapshot, then the first one's commit: the second's changes are not known to be written.
+    let second = cell.captured();
+    first(true);
+    assert_eq!(cell.snapshot_lag(7_000), 6.0, "the newer snapshot is not committed yet");
+    // A failed write clears nothing; the newest one's commit clears everything.
+    let third = cell.captured();
+    second(false);
+    assert_eq!(cell.snapshot_lag(8_000), 7.0);
+    third(true);
+    assert_eq!(cell.snapshot_lag(9_000), 0.0);
+}
