@@ -2,10 +2,13 @@
 # Orrery's whole test suite: the one command README's quickstart names and CI runs.
 #
 # Every test of every crate (unit, actor, end-to-end against a real `orrery` server on 127.0.0.1:0, the RFC 6455
-# conformance module, the fuzz-corpus replay) and a build of the benches. The store's and the migrator's tests,
-# tests/postgres.rs and the `orrery migrate` test in tests/cli.rs run against a real PostgreSQL (never a mock), each
-# in a scratch database of its own: this script installs PostgreSQL from Debian's packages if it is missing, starts
-# it if it is down, and fails loudly if it still cannot be reached. No test uses Redis yet, so it is not provisioned.
+# conformance module, the fuzz-corpus replay) and a build of the benches; then the end-to-end tests again with every
+# server on PostgreSQL (ORRERY_TEST_BACKEND=postgres: one database per test server's data directory). The store's
+# and the migrator's tests, tests/postgres.rs, tests/ledger.rs, tests/crash_recovery.rs and the `orrery migrate`
+# test in tests/cli.rs run against a real PostgreSQL (never a mock) in both passes, each in a scratch database of its
+# own; tests/db_faults.rs starts and stops a throwaway PostgreSQL of its own (initdb and pg_ctl from the same
+# packages). This script installs PostgreSQL from Debian's packages if it is missing, starts it if it is down, and
+# fails loudly if it still cannot be reached. No test uses Redis yet, so it is not provisioned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,5 +47,24 @@ export ORRERY_TEST_POSTGRES=${ORRERY_TEST_POSTGRES:-postgres://postgres@$PG_HOST
 # The example client in examples/python is exercised by the end-to-end tests.
 command -v python3 >/dev/null 2>&1 || apt_install python3
 
+psql_admin() { psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -tA "$@"; }
+
+# The end-to-end tests' PostgreSQL databases (one per test server's data directory) live until the run ends.
+drop_e2e_databases() {
+  local db
+  for db in $(psql_admin -c "select datname from pg_database where datname like 'orrery\_e2e\_%'" 2>/dev/null || true); do
+    psql_admin -c "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
+  done
+}
+trap drop_e2e_databases EXIT
+
 say "running the test suite"
 cargo test --workspace --all-targets --locked
+
+# The end-to-end tests that start servers without naming a store, again with every server on PostgreSQL. (The
+# tests that name their stores, cli.rs, postgres.rs, ledger.rs, crash_recovery.rs and db_faults.rs, ran on both
+# backends above.)
+say "running the end-to-end tests again on PostgreSQL"
+ORRERY_TEST_BACKEND=postgres cargo test --locked \
+  --test backpressure --test bad_input --test conformance --test dilation --test durability --test fuzz_corpus \
+  --test hostile --test python_client --test state_loss --test stream --test world

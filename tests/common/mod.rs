@@ -47,9 +47,55 @@ pub fn temp_dir() -> PathBuf {
     dir
 }
 
+/// The variable that runs the end-to-end tests on PostgreSQL: `ORRERY_TEST_BACKEND=postgres`.
+pub const BACKEND_VAR: &str = "ORRERY_TEST_BACKEND";
+/// The name prefix of those databases (scripts/test.sh drops `orrery_e2e_*` after the run).
+pub const E2E_PREFIX: &str = "orrery_e2e";
+
+/// The store of a test server's data directory: none (the embedded file in it), or, when the tests run on
+/// PostgreSQL ([`BACKEND_VAR`]), a scratch database of its own on the server `ORRERY_TEST_POSTGRES` names, the same
+/// for every server a test starts on that directory (a restart finds its state). scripts/test.sh drops these
+/// databases after the run.
+pub fn test_database_url(data_dir: &std::path::Path) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static DATABASES: LazyLock<Mutex<HashMap<PathBuf, String>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+    match std::env::var(BACKEND_VAR).as_deref() {
+        Ok("postgres") => {}
+        Ok("sqlite") | Ok("") | Err(_) => return None,
+        Ok(other) => panic!("{BACKEND_VAR}={other:?}: expected `postgres` or `sqlite`"),
+    }
+    let mut databases = DATABASES.lock().unwrap();
+    if let Some(url) = databases.get(data_dir) {
+        return Some(url.clone());
+    }
+    // Created on a thread of its own: this may be called inside or outside a runtime.
+    let url = std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let admin = orrery_actors::store::postgres::test_admin_url();
+        let db = runtime
+            .block_on(orrery_actors::store::postgres::ScratchDatabase::create_with_prefix(
+                &admin, E2E_PREFIX,
+            ))
+            .expect("PostgreSQL for the tests (scripts/test.sh starts it)");
+        let url = db.url.clone();
+        // Kept for the rest of the run (a later server on the same directory uses it); dropped by scripts/test.sh.
+        std::mem::forget(db);
+        url
+    })
+    .join()
+    .unwrap();
+    databases.insert(data_dir.to_owned(), url.clone());
+    Some(url)
+}
+
 pub fn config(data_dir: PathBuf) -> ServerConfig {
     let mut c = ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: test_database_url(&data_dir),
         data_dir,
         galaxy: GalaxySource::Generate(small_galaxy()),
         admin_token: Some(ADMIN.into()),
@@ -519,6 +565,10 @@ impl Process {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
+            .args(match test_database_url(data_dir) {
+                Some(url) if !extra.contains(&"--database-url") => vec!["--database-url".to_owned(), url],
+                _ => Vec::new(),
+            })
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())

@@ -398,8 +398,16 @@ impl ScratchDatabase {
     /// Creates `orrery_scratch_<random>` through `admin_url` (any database URL on the server, for a role that may
     /// create databases). Fails loudly, naming the server, when it cannot be reached.
     pub async fn create(admin_url: &str) -> Result<Self, StoreError> {
+        Self::create_with_prefix(admin_url, "orrery_scratch").await
+    }
+
+    /// [`ScratchDatabase::create`], naming it `<prefix>_<random>` (`prefix`: lowercase letters and `_`).
+    pub async fn create_with_prefix(admin_url: &str, prefix: &str) -> Result<Self, StoreError> {
         use sqlx::Connection;
-        let name = format!("orrery_scratch_{}", Uuid::new_v4().simple());
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(StoreError::Database(format!("invalid database name prefix {prefix:?}")));
+        }
+        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(admin_url)
             .await
             .map_err(|e| StoreError::Database(format!("cannot reach PostgreSQL at {admin_url}: {e}")))?;
