@@ -84,13 +84,17 @@ impl Pilot {
 
     /// Sends a trade (no key); its request id.
     async fn trade(&mut self, station: Uuid, commodity: Commodity, qty: u32) -> u64 {
+        self.trade_keyed(station, commodity, qty, None).await
+    }
+
+    async fn trade_keyed(&mut self, station: Uuid, commodity: Commodity, qty: u32, key: Option<&str>) -> u64 {
         self.client
             .command(Command::Trade {
                 station,
                 commodity,
                 side: Side::Buy,
                 qty,
-                key: None,
+                key: key.map(str::to_owned),
             })
             .await
     }
@@ -298,10 +302,18 @@ async fn the_simulation_outlives_its_database_and_writes_resume_when_it_comes_ba
         Some(other) => panic!("the in-flight trade was answered while the database is down: {other:?}"),
     }
 
-    // 4. A trade now is refused, clearly, and changes nothing (checked in the database below).
+    // 4. A trade now is refused, clearly, and changes nothing (checked in the database below); a keyed one at once,
+    // without waiting for a lookup of its key.
     let refused = pilot.trade(station.id, commodity, 1).await;
     assert_eq!(
         pilot.reply(refused, WAIT).await.err().as_deref(),
+        Some("storage_unavailable")
+    );
+    let keyed = pilot
+        .trade_keyed(station.id, commodity, 1, Some("during-the-outage"))
+        .await;
+    assert_eq!(
+        pilot.reply(keyed, Duration::from_secs(1)).await.err().as_deref(),
         Some("storage_unavailable")
     );
     assert!(server.metric("orrery_persist_retries_total").await >= 1.0);

@@ -891,6 +891,10 @@ impl<G: Game> SectorState<G> {
                 let message = format!("a command key must be 1 to {MAX_COMMAND_KEY} bytes, got {}", key.len());
                 return self.send_to(&link, ServerFrame::error(req_id, codes::INVALID_KEY, message));
             }
+            // Refused at once while the store is down, rather than after a lookup that would time out.
+            if self.game.durable(&command) && !self.persister.available() {
+                return self.refuse_unavailable(&link, req_id, None);
+            }
             let key = key.to_owned();
             let waiter = Waiter {
                 link: Arc::clone(&link),
@@ -990,19 +994,24 @@ impl<G: Game> SectorState<G> {
         }
     }
 
+    /// Refuses a durable command while the store does not take writes (it changed nothing).
+    fn refuse_unavailable(&self, link: &SessionLink, req_id: Option<u64>, key: Option<&str>) {
+        metrics::counter!("orrery_commands_refused_total", "reason" => "storage_unavailable").increment(1);
+        self.answer(link, req_id, key, |id| {
+            ServerFrame::error(
+                id,
+                codes::STORAGE_UNAVAILABLE,
+                "the database cannot be written right now; nothing was applied, retry later",
+            )
+        });
+    }
+
     fn apply_command(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command, key: Option<String>) {
         let now = now_millis();
         self.meters.commands.increment(1);
         let durable = self.game.durable(&command);
         if durable && !self.persister.available() {
-            metrics::counter!("orrery_commands_refused_total", "reason" => "storage_unavailable").increment(1);
-            return self.answer(&link, req_id, key.as_deref(), |id| {
-                ServerFrame::error(
-                    id,
-                    codes::STORAGE_UNAVAILABLE,
-                    "the database cannot be written right now; nothing was applied, retry later",
-                )
-            });
+            return self.refuse_unavailable(&link, req_id, key.as_deref());
         }
         // A command may change what deltas do not show (credits, cargo): the next snapshot interval writes it.
         self.dirty = true;

@@ -401,10 +401,14 @@ impl ScratchDatabase {
         Self::create_with_prefix(admin_url, "orrery_scratch").await
     }
 
-    /// [`ScratchDatabase::create`], naming it `<prefix>_<random>` (`prefix`: lowercase letters and `_`).
+    /// [`ScratchDatabase::create`], naming it `<prefix>_<random>` (`prefix`: lowercase letters, digits and `_`).
     pub async fn create_with_prefix(admin_url: &str, prefix: &str) -> Result<Self, StoreError> {
         use sqlx::Connection;
-        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(StoreError::Database(format!("invalid database name prefix {prefix:?}")));
         }
         let name = format!("{prefix}_{}", Uuid::new_v4().simple());
