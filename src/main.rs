@@ -199,6 +199,13 @@ struct ServeArgs {
     /// Guest logins one address may make in a burst.
     #[arg(long, env = "ORRERY_GUEST_LOGIN_BURST", default_value_t = 20)]
     guest_login_burst: u32,
+    /// Ledger reads (`GET /v1/characters/{id}/ledger`, the admin ledger views) per client address per minute
+    /// (0: unlimited).
+    #[arg(long, env = "ORRERY_LEDGER_READS_PER_MINUTE", default_value_t = orrery_api::RateLimit::LEDGER_READS.per_minute)]
+    ledger_reads_per_minute: u32,
+    /// Ledger reads one address may make in a burst.
+    #[arg(long, env = "ORRERY_LEDGER_READ_BURST", default_value_t = orrery_api::RateLimit::LEDGER_READS.burst)]
+    ledger_read_burst: u32,
     /// Days after which a guest that never came back is deleted (0: keep guests forever).
     #[arg(long, env = "ORRERY_GUEST_TTL_DAYS", default_value_t = 30.0)]
     guest_ttl_days: f64,
@@ -281,6 +288,10 @@ impl ServeArgs {
         config.http.body_limit = self.http_body_limit;
         config.guests.per_minute = self.guest_logins_per_minute;
         config.guests.burst = self.guest_login_burst;
+        config.ledger_reads = orrery_api::RateLimit {
+            per_minute: self.ledger_reads_per_minute,
+            burst: self.ledger_read_burst,
+        };
         config.guests.ttl =
             (self.guest_ttl_days > 0.0).then(|| Duration::from_secs_f64(self.guest_ttl_days * 86_400.0));
         config.max_sessions = self.max_sessions;

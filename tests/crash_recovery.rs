@@ -128,6 +128,8 @@ async fn crash_and_recover(db: Option<ScratchDatabase>) {
         ADMIN.to_owned(),
         "--guest-logins-per-minute".to_owned(),
         "0".to_owned(),
+        "--ledger-reads-per-minute".to_owned(),
+        "0".to_owned(),
         "--allow-spawn-choice".to_owned(),
     ];
     if let Some(db) = &db {

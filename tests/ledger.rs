@@ -131,7 +131,12 @@ async fn concurrent_trading_conserves_every_asset_and_the_ledger_matches_what_ev
 
 /// The server's flags for `db` (PostgreSQL when given), with the admin token.
 fn flags(db: &Option<ScratchDatabase>) -> Vec<String> {
-    let mut f = vec!["--admin-token".to_owned(), ADMIN.to_owned()];
+    let mut f = vec![
+        "--admin-token".to_owned(),
+        ADMIN.to_owned(),
+        "--ledger-reads-per-minute".to_owned(),
+        "0".to_owned(),
+    ];
     if let Some(db) = db {
         f.extend(["--database-url".to_owned(), db.url.clone()]);
     }
@@ -382,4 +387,37 @@ async fn a_keyed_trade_is_applied_once_and_its_repeats_get_the_original_answer()
     }
     let (status, _) = get(&server, &own, Some(ADMIN)).await;
     assert_eq!(status, 200, "an admin reads any character's ledger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_reads_are_rate_limited_per_address() {
+    let mut cfg = config(temp_dir());
+    cfg.ledger_reads = orrery_api::RateLimit {
+        per_minute: 1,
+        burst: 2,
+    };
+    let server = TestServer::start_with(cfg).await;
+    let (token, character) = server.guest("Reader").await;
+    let path = format!("/v1/characters/{character}/ledger");
+    for _ in 0..2 {
+        assert_eq!(get(&server, &path, Some(&token)).await.0, 200);
+    }
+    let resp = server
+        .http
+        .get(server.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with("ledger:"),
+        "{body}"
+    );
+    // The admin views count against the same address.
+    assert_eq!(get(&server, "/v1/admin/ledger/audit", Some(ADMIN)).await.0, 429);
+    assert!(server.metric("orrery_http_rate_limited_total").await >= 2.0);
 }

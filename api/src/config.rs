@@ -29,6 +29,23 @@ impl Default for GuestLimits {
         }
     }
 }
+/// A request rate per client address.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Requests allowed per client address per minute (sustained; 0: unlimited).
+    pub per_minute: u32,
+    /// Requests one address may make in a burst.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The default limit of ledger reads: 120 a minute, bursts of 30.
+    pub const LEDGER_READS: RateLimit = RateLimit {
+        per_minute: 120,
+        burst: 30,
+    };
+}
+
 /// Where the world comes from.
 #[derive(Debug, Clone)]
 pub enum GalaxySource {
@@ -63,6 +80,8 @@ pub struct ServerConfig {
     pub http: HttpLimits,
     /// Guest login rate per address and guest expiry.
     pub guests: GuestLimits,
+    /// Ledger reads (`GET .../ledger`, the audit) per client address.
+    pub ledger_reads: RateLimit,
     /// Admission control: past this many sessions on the node, new logins get `503 at_capacity`.
     pub max_sessions: usize,
     /// Origins allowed to call the HTTP API from a browser (CORS) and to open the WebSocket; `*` allows any.
@@ -84,6 +103,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             http: HttpLimits::default(),
             guests: GuestLimits::default(),
+            ledger_reads: RateLimit::LEDGER_READS,
             max_sessions: 10_000,
             cors_origins: Vec::new(),
         }

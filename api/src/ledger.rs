@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use orrery_actors::store::{LedgerAudit, LedgerLine, LedgerPage};
@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::admin::{parse_id, require_admin};
 use crate::auth::bearer;
 use crate::error::ApiError;
+use crate::server::Peer;
 use crate::App;
 
 /// Transactions per page when `limit` is not given.
@@ -139,10 +140,12 @@ async fn page<G: Game>(app: &App<G>, holder: Uuid, page: LedgerPage) -> Result<L
 /// `GET /v1/characters/{id}/ledger`: the character's owner (its login token) or an admin.
 pub(crate) async fn character<G: Game>(
     State(app): State<Arc<App<G>>>,
+    ConnectInfo(peer): Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<LedgerResponse>, ApiError> {
+    app.ledger_limiter.check(peer.ip(), "ledger")?;
     let id = parse_id(&id)?;
     if require_admin(&app, &headers).is_err() {
         let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
@@ -158,10 +161,12 @@ pub(crate) async fn character<G: Game>(
 /// `GET /v1/admin/stations/{id}/ledger`.
 pub(crate) async fn station<G: Game>(
     State(app): State<Arc<App<G>>>,
+    ConnectInfo(peer): Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<LedgerResponse>, ApiError> {
+    app.ledger_limiter.check(peer.ip(), "ledger")?;
     require_admin(&app, &headers)?;
     let id = parse_id(&id)?;
     let query = parse_page(query)?;
@@ -171,8 +176,10 @@ pub(crate) async fn station<G: Game>(
 /// `GET /v1/admin/ledger/audit`: every transaction checked, and what the world issued per asset.
 pub(crate) async fn audit<G: Game>(
     State(app): State<Arc<App<G>>>,
+    ConnectInfo(peer): Peer,
     headers: HeaderMap,
 ) -> Result<Json<LedgerAudit>, ApiError> {
+    app.ledger_limiter.check(peer.ip(), "ledger")?;
     require_admin(&app, &headers)?;
     Ok(Json(app.node.store.audit_ledger().await?))
 }

@@ -42,7 +42,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub use config::{GalaxySource, ServerConfig};
+pub use config::{GalaxySource, RateLimit, ServerConfig};
 
 /// Shared state of the HTTP handlers.
 pub struct App<G: Game> {
@@ -61,6 +61,8 @@ pub struct App<G: Game> {
     pub connections: Arc<server::ConnCounts>,
     /// Guest logins per client address.
     pub guest_limiter: limits::AddressLimiter,
+    /// Ledger reads per client address.
+    pub ledger_limiter: limits::AddressLimiter,
     shutting_down: AtomicBool,
 }
 
@@ -213,6 +215,7 @@ pub async fn start_with<G: Game>(
         http: config.http,
         connections: Arc::new(server::ConnCounts::default()),
         guest_limiter: limits::AddressLimiter::new(config.guests.per_minute, config.guests.burst),
+        ledger_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
         shutting_down: AtomicBool::new(false),
     });
     let chores = limits::spawn_chores(Arc::clone(&app), config.guests.ttl);
