@@ -421,3 +421,66 @@ async fn ledger_reads_are_rate_limited_per_address() {
     assert_eq!(get(&server, "/v1/admin/ledger/audit", Some(ADMIN)).await.0, 429);
     assert!(server.metric("orrery_http_rate_limited_total").await >= 2.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sector_that_crashes_replays_its_trades_without_writing_their_ledger_entries_twice() {
+    let server = TestServer::start().await;
+    let (token, character) = server.guest("Replayed").await;
+    let mut j = Client::join(&server, &token, Encoding::Json).await;
+    let station = j.keyframe.stations[0].clone();
+    let listing = station.commodities[0];
+    for n in 0..3 {
+        let key = format!("before-crash-{n}");
+        j.client
+            .trade_keyed(station.id, listing.commodity, Side::Buy, 1, Some(&key))
+            .await
+            .expect("accepted");
+    }
+    let last = j
+        .client
+        .trade(station.id, listing.commodity, Side::Sell, 1)
+        .await
+        .expect("accepted");
+    let (_, before) = get(&server, "/v1/admin/ledger/audit", Some(ADMIN)).await;
+    // The sector's actor dies; its successor replays the journal (the four trades among it) on the checkpoint.
+    let r = server
+        .admin_post(&format!("/v1/admin/sectors/{}/crash", j.sector))
+        .await;
+    assert_eq!(r.status(), 202);
+    j.client
+        .recv_until(|f| matches!(&f.msg, ServerMessage::Keyframe { .. } if f.id.is_none()).then_some(()))
+        .await;
+    // The restarted sector writes again (a trade), with everything it still owes.
+    let after_crash = j
+        .client
+        .trade(station.id, listing.commodity, Side::Buy, 1)
+        .await
+        .expect("accepted");
+    let (_, after) = get(&server, "/v1/admin/ledger/audit", Some(ADMIN)).await;
+    assert_eq!(
+        after["transactions"].as_u64().unwrap(),
+        before["transactions"].as_u64().unwrap() + 1,
+        "only the new trade was added: {before} -> {after}"
+    );
+    assert_eq!(after["unbalanced"], 0);
+    assert_eq!(
+        character_balances(&server, character, &token).await,
+        result_holdings(&after_crash)
+    );
+    assert_ne!(result_holdings(&last), result_holdings(&after_crash));
+    // A repeat of a keyed trade from before the crash is still answered, not applied.
+    let again = j
+        .client
+        .trade_keyed(station.id, listing.commodity, Side::Buy, 1, Some("before-crash-0"))
+        .await
+        .expect("answered");
+    assert_ne!(
+        result_holdings(&again),
+        result_holdings(&after_crash),
+        "the original answer, not a new trade"
+    );
+    assert_eq!(
+        character_balances(&server, character, &token).await,
+        result_holdings(&after_crash)
+    );
+}
