@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orrery_actors::persist::{PersistBatch, Persister};
 use orrery_actors::sector::{SectorCell, SectorMsg};
@@ -147,6 +147,11 @@ impl<G: Game> std::fmt::Debug for Node<G> {
     }
 }
 
+/// Milliseconds since `since`, for the startup log.
+fn millis(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e4).round() / 10.0
+}
+
 /// Restores a sector's state from its snapshot, parking nobody: avatars in it are removed (their characters'
 /// rows hold them until they log in again).
 fn restore<G: Game>(
@@ -180,7 +185,10 @@ impl<G: Game> Node<G> {
         let directory = Directory::<G>::new();
         let fabric = NodeFabric::new(Arc::clone(&directory));
         let (persister, persister_task) = Persister::start(Arc::clone(&store));
+        let started = Instant::now();
         let snapshots: HashMap<SectorId, _> = store.load_sectors().await?.into_iter().map(|s| (s.sector, s)).collect();
+        let load_ms = millis(started);
+        let started = Instant::now();
         let mut region_of_sector = HashMap::new();
         let mut regions = Vec::new();
         for region in game.layout() {
@@ -210,6 +218,8 @@ impl<G: Game> Node<G> {
             });
         }
         let restored = snapshots.len();
+        let restore_ms = millis(started);
+        let started = Instant::now();
         let root_args = RootArgs {
             directory: Arc::clone(&directory),
             fabric: Arc::clone(&fabric),
@@ -219,7 +229,14 @@ impl<G: Game> Node<G> {
             .await
             .map_err(|e| NodeError::Spawn(e.to_string()))?;
         let manager = ractor::call_t!(root, RootMsg::Manager, 5_000).map_err(|e| NodeError::Spawn(e.to_string()))?;
-        info!(sectors = region_of_sector.len(), restored, "actor tree running");
+        info!(
+            sectors = region_of_sector.len(),
+            restored,
+            load_ms,
+            restore_ms,
+            spawn_ms = millis(started),
+            "actor tree running"
+        );
         let liveness = orrery_actors::liveness::spawn(Arc::clone(&directory), Arc::clone(&config));
         let parcel_sweep = {
             let fabric = Arc::clone(&fabric);
