@@ -2,7 +2,9 @@
 # Time to ready: `orrery serve` on PostgreSQL with a snapshot of every sector (10,000 sectors x 100 ships by default),
 # from process start until GET /readyz answers 200 with every sector's actor running (benches/time-to-ready).
 #
-# Usage: benches/run-time-to-ready.sh [extra time-to-ready flags, e.g. --runs 10 or --ships 50]
+# Usage: benches/run-time-to-ready.sh [extra time-to-ready flags, e.g. --ships 50]
+#        BASELINE=/path/to/an/older/orrery benches/run-time-to-ready.sh   (compare: each round starts the baseline,
+#                                                                        then this tree's server)
 #
 # It creates a scratch database on BENCH_POSTGRES (migrated by the store), fills it the way the server writes
 # snapshots, starts the server RUNS times on it (waiting for an idle machine before each run, SIGKILL after each: a
@@ -11,7 +13,8 @@
 #
 # Environment (all optional):
 #   BENCH_POSTGRES   admin URL of the PostgreSQL server   (default postgres://postgres@127.0.0.1:5432/postgres)
-#   RUNS             measured server starts               (default 5)
+#   RUNS             rounds (server starts per binary)    (default 5)
+#   BASELINE         an older server binary to compare with (run first in every round; ratios are to it)
 #   PORT             server port                          (default 7890)
 #   RESULTS_DIR      where the JSON report and logs go    (default benches/results)
 #   IDLE_TIMEOUT     seconds to wait for an idle machine  (default 60; then the run goes ahead, flagged)
@@ -38,9 +41,13 @@ if [ -n "$(git status --porcelain --untracked-files=no -- . ":!benches" ":!docs"
 echo "commit $GIT_REV; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') ($(nproc) cores);" \
     "$(psql "${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}" -qtAc 'SHOW server_version' 2>/dev/null | sed 's/^/PostgreSQL /')" >&2
 
+BINARIES=()
+if [ -n "${BASELINE:-}" ]; then BINARIES+=(--orrery "$BASELINE"); fi
+BINARIES+=(--orrery "$TARGET/release/orrery")
+
 exec "$TARGET/release/time-to-ready" \
     --admin-url "${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}" \
-    --orrery "$TARGET/release/orrery" \
+    "${BINARIES[@]}" \
     --runs "${RUNS:-5}" \
     --port "${PORT:-7890}" \
     --idle-timeout "${IDLE_TIMEOUT:-60}" \

@@ -9,7 +9,7 @@
 //!    running sector is when its periodic snapshot is taken), encoded with postcard and written with `Store::save`
 //!    (format `SpaceTrade::SECTOR_FORMAT`, epoch `SINGLE_NODE_EPOCH`). Characters' rows are not written: startup
 //!    does not read them (a character's parked ship is read when it logs in).
-//! 3. `--runs` times: waits for an idle machine, starts `orrery serve --database-url ...` (same galaxy
+//! 3. `--runs` rounds: waits for an idle machine, starts `orrery serve --database-url ...` (same galaxy
 //!    parameters, `RUST_LOG=info`), and sends one `GET /readyz` as soon as the port accepts connections. The
 //!    listener is bound before the actor tree is built but serves nothing until `Node::start` returns, so the
 //!    answer arrives the moment the server is ready. Time to ready = from just before the process is spawned to
@@ -19,7 +19,9 @@
 //!    stop would write a final snapshot of every sector, and restored sectors park nobody, so the next run would
 //!    start from empty sectors); the store is checked to be unchanged before and after each run.
 //!
-//! Prints one line per run and a summary; `--json FILE` writes every measurement.
+//! Prints one line per run and a summary; `--json FILE` writes every measurement. With several `--orrery` binaries,
+//! each round starts each of them once, in turn, and the summary adds each one's time over the first one's in the
+//! same round (the machine's noise hits both alike).
 
 // A benchmark's report goes to stdout.
 #![allow(clippy::print_stdout)]
@@ -53,10 +55,12 @@ struct Args {
     /// Admin URL of the PostgreSQL server the scratch database is created on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     admin_url: String,
-    /// The server binary.
+    /// The server binary. Repeat it to compare binaries (e.g. before and after a change): every round runs each
+    /// of them once, in the order given, so that they share the machine's noise; the summary gives each one's
+    /// figures and, per round, its time over the first binary's.
     #[arg(long, default_value = "target/release/orrery")]
-    orrery: PathBuf,
-    /// Measured server starts.
+    orrery: Vec<PathBuf>,
+    /// Rounds: measured server starts of each binary.
     #[arg(long, default_value_t = 5)]
     runs: u32,
     /// Galaxy seed (passed to the server too).
@@ -95,6 +99,9 @@ struct Args {
 /// What a run measured.
 #[derive(Debug, Default)]
 struct Run {
+    /// Index of the binary in `--orrery`.
+    binary: usize,
+    round: u32,
     ready_ms: f64,
     idle_before: bool,
     sectors_running: u64,
@@ -116,11 +123,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    ensure!(
-        args.orrery.exists(),
-        "no server binary at {} (build it first)",
-        args.orrery.display()
-    );
+    for binary in &args.orrery {
+        ensure!(binary.exists(), "no server binary at {} (build it first)", binary.display());
+    }
     std::fs::create_dir_all(&args.log_dir).with_context(|| format!("creating {}", args.log_dir.display()))?;
     let params = GenerateParams {
         seed: args.seed,
@@ -173,58 +178,75 @@ async fn run(args: Args) -> anyhow::Result<()> {
     vacuum(&pool).await;
 
     let mut runs = Vec::new();
-    for i in 1..=args.runs {
-        ensure!(
-            fingerprint_of(&pool).await? == fingerprint,
-            "the store changed since it was filled"
-        );
-        let idle = wait_idle(Duration::from_secs(args.idle_timeout));
-        let log = args.log_dir.join(format!("time-to-ready-{i}.log"));
-        let mut r = measure(&args, &url, &log).await.with_context(|| format!("run {i}"))?;
-        r.idle_before = idle;
-        ensure!(
-            fingerprint_of(&pool).await? == fingerprint,
-            "run {i} changed the store (a snapshot was written)"
-        );
-        let phases: Vec<String> = r.phases.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
-        println!(
-            "run {i}: ready after {:.0} ms; sectors running {}/{}, regions {}/{}; RSS {} MiB; server: {}{}",
-            r.ready_ms,
-            r.sectors_running,
-            r.sectors_total,
-            r.regions_running,
-            r.regions_total,
-            r.rss_mib.map_or("?".into(), |m| format!("{m:.0}")),
-            phases.join(", "),
-            if idle { "" } else { " (machine was busy before the run)" }
-        );
-        ensure!(
-            r.sectors_total as usize == sectors && r.sectors_running == r.sectors_total,
-            "/readyz said ready with {} of {} sectors running ({} expected)",
-            r.sectors_running,
-            r.sectors_total,
-            sectors
-        );
-        ensure!(
-            r.regions_running == r.regions_total,
-            "/readyz said ready with {} of {} regions running",
-            r.regions_running,
-            r.regions_total
-        );
-        runs.push(r);
+    for round in 1..=args.runs {
+        for (binary, path) in args.orrery.iter().enumerate() {
+            ensure!(
+                fingerprint_of(&pool).await? == fingerprint,
+                "the store changed since it was filled"
+            );
+            let idle = wait_idle(Duration::from_secs(args.idle_timeout));
+            let log = args.log_dir.join(format!("time-to-ready-{round}-{binary}.log"));
+            let mut r = measure(&args, path, &url, &log)
+                .await
+                .with_context(|| format!("round {round}, {}", path.display()))?;
+            (r.binary, r.round, r.idle_before) = (binary, round, idle);
+            ensure!(
+                fingerprint_of(&pool).await? == fingerprint,
+                "round {round} changed the store (a snapshot was written)"
+            );
+            let phases: Vec<String> = r.phases.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
+            println!(
+                "round {round} [{binary}]: ready after {:.0} ms; sectors running {}/{}, regions {}/{}; RSS {} MiB; \
+                 server: {}{}",
+                r.ready_ms,
+                r.sectors_running,
+                r.sectors_total,
+                r.regions_running,
+                r.regions_total,
+                r.rss_mib.map_or("?".into(), |m| format!("{m:.0}")),
+                phases.join(", "),
+                if idle { "" } else { " (machine was busy before the run)" }
+            );
+            ensure!(
+                r.sectors_total as usize == sectors && r.sectors_running == r.sectors_total,
+                "/readyz said ready with {} of {} sectors running ({} expected)",
+                r.sectors_running,
+                r.sectors_total,
+                sectors
+            );
+            ensure!(
+                r.regions_running == r.regions_total,
+                "/readyz said ready with {} of {} regions running",
+                r.regions_running,
+                r.regions_total
+            );
+            runs.push(r);
+        }
     }
     pool.close().await;
 
-    let mut ready: Vec<f64> = runs.iter().map(|r| r.ready_ms).collect();
-    ready.sort_by(f64::total_cmp);
-    if !ready.is_empty() {
-        println!(
-            "time to ready over {} runs: min {:.0} ms, median {:.0} ms, max {:.0} ms",
-            ready.len(),
-            ready[0],
-            ready[ready.len() / 2],
-            ready[ready.len() - 1]
-        );
+    let mut summary = Vec::new();
+    for (binary, path) in args.orrery.iter().enumerate() {
+        let mine: Vec<&Run> = runs.iter().filter(|r| r.binary == binary).collect();
+        let ready = Stats::of(mine.iter().map(|r| r.ready_ms));
+        println!("[{binary}] {}: time to ready over {} runs: {ready}", path.display(), mine.len());
+        let mut phases = serde_json::Map::new();
+        for (name, _) in mine.first().map(|r| r.phases.clone()).unwrap_or_default() {
+            let st = Stats::of(mine.iter().filter_map(|r| r.phases.iter().find(|(k, _)| *k == name).map(|p| p.1)));
+            println!("    {name}: {st}");
+            phases.insert(name, st.json());
+        }
+        let mut entry = json!({"binary": path.display().to_string(), "ready_ms": ready.json(), "server_phases_ms": phases});
+        if binary > 0 {
+            // Per round: this binary's time over the first binary's in the same round.
+            let ratios = Stats::of(mine.iter().filter_map(|r| {
+                let base = runs.iter().find(|b| b.binary == 0 && b.round == r.round)?;
+                Some(r.ready_ms / base.ready_ms)
+            }));
+            println!("    time to ready / [0]'s in the same round: {}", ratios.plain());
+            entry["ratio_to_first"] = ratios.json();
+        }
+        summary.push(entry);
     }
     if let Some(path) = &args.json {
         let report = json!({
@@ -233,7 +255,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "galaxy": {"seed": args.seed, "regions": args.regions, "sectors_per_region": args.sectors_per_region},
             "fill": fill,
             "snapshot_bytes": fingerprint.1,
+            "summary": summary,
             "runs": runs.iter().map(|r| json!({
+                "binary": args.orrery[r.binary].display().to_string(),
+                "round": r.round,
                 "ready_ms": r.ready_ms,
                 "idle_before": r.idle_before,
                 "sectors_running": r.sectors_running,
@@ -322,8 +347,50 @@ async fn vacuum(pool: &sqlx::PgPool) {
     }
 }
 
+/// Minimum, median and maximum of some measurements.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    n: usize,
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(values: impl Iterator<Item = f64>) -> Stats {
+        let mut v: Vec<f64> = values.collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = match n {
+            0 => f64::NAN,
+            _ if n % 2 == 1 => v[n / 2],
+            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        };
+        Stats {
+            n,
+            min: v.first().copied().unwrap_or(f64::NAN),
+            median,
+            max: v.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+
+    fn plain(&self) -> String {
+        format!("min {:.2}, median {:.2}, max {:.2} (n = {})", self.min, self.median, self.max, self.n)
+    }
+
+    fn json(&self) -> Value {
+        json!({"n": self.n, "min": self.min, "median": self.median, "max": self.max})
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "min {:.0} ms, median {:.0} ms, max {:.0} ms", self.min, self.median, self.max)
+    }
+}
+
 /// One server start, measured.
-async fn measure(args: &Args, url: &str, log: &std::path::Path) -> anyhow::Result<Run> {
+async fn measure(args: &Args, orrery: &std::path::Path, url: &str, log: &std::path::Path) -> anyhow::Result<Run> {
     let data_dir = std::env::temp_dir().join(format!("orrery-ttr-{}", std::process::id()));
     let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
@@ -331,7 +398,7 @@ async fn measure(args: &Args, url: &str, log: &std::path::Path) -> anyhow::Resul
         TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
         "something already listens on {addr}"
     );
-    let mut cmd = Command::new(&args.orrery);
+    let mut cmd = Command::new(orrery);
     cmd.env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .arg("serve")
@@ -354,7 +421,7 @@ async fn measure(args: &Args, url: &str, log: &std::path::Path) -> anyhow::Resul
     let started = Instant::now();
     let mut child = cmd
         .spawn()
-        .with_context(|| format!("starting {}", args.orrery.display()))?;
+        .with_context(|| format!("starting {}", orrery.display()))?;
     let pid = child.id();
     let result = (|| -> anyhow::Result<Run> {
         let body = loop {
