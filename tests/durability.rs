@@ -254,7 +254,10 @@ async fn readyz_counts_running_sectors() {
             .json()
             .await
             .unwrap();
-        (v["sectors"]["total"].as_u64().unwrap(), v["sectors"]["running"].as_u64().unwrap())
+        (
+            v["sectors"]["total"].as_u64().unwrap(),
+            v["sectors"]["running"].as_u64().unwrap(),
+        )
     };
     assert_eq!(sectors().await, (total, total), "ready means every sector runs");
 
@@ -270,7 +273,10 @@ async fn readyz_counts_running_sectors() {
     assert_eq!(server.admin_post(&crash).await.status(), 202);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while sectors().await != (total, total) {
-        assert!(tokio::time::Instant::now() < deadline, "the crashed sector is running again");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the crashed sector is running again"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

@@ -70,7 +70,13 @@ pub fn entries(postings: &[Posting], character_of: impl Fn(Uuid) -> Option<Uuid>
 }
 
 /// An opening transaction (issued by the world), or `None` when there is nothing to issue.
-pub fn opening(id: Uuid, at: i64, sector: Option<Uuid>, character: Option<Uuid>, entries: Vec<LedgerEntry>) -> Option<LedgerTx> {
+pub fn opening(
+    id: Uuid,
+    at: i64,
+    sector: Option<Uuid>,
+    character: Option<Uuid>,
+    entries: Vec<LedgerEntry>,
+) -> Option<LedgerTx> {
     (!entries.is_empty()).then(|| LedgerTx {
         id,
         at,
@@ -106,7 +112,9 @@ pub struct KeyBook {
 
 impl std::fmt::Debug for KeyBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyBook").field("in_flight", &self.in_flight.len()).finish()
+        f.debug_struct("KeyBook")
+            .field("in_flight", &self.in_flight.len())
+            .finish()
     }
 }
 

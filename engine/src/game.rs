@@ -139,7 +139,10 @@ pub trait Game: Send + Sync + Sized + 'static {
     /// Decodes a stored sector snapshot written with format `format` (postcard).
     fn decode_sector(&self, format: u32, bytes: &[u8]) -> Result<Self::Sector, String> {
         if format != Self::SECTOR_FORMAT {
-            return Err(format!("unknown sector format {format} (this build writes {})", Self::SECTOR_FORMAT));
+            return Err(format!(
+                "unknown sector format {format} (this build writes {})",
+                Self::SECTOR_FORMAT
+            ));
         }
         postcard::from_bytes(bytes).map_err(|e| e.to_string())
     }

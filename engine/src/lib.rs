@@ -13,7 +13,7 @@ pub mod ledger;
 pub mod spacetrade;
 pub mod turns;
 
-pub use ledger::{Holder, Posting};
 pub use game::{
     CharacterSeed, EntityId, Game, GameError, Millis, Outcome, RegionId, RegionLayout, SectorId, SectorLayout,
 };
+pub use ledger::{Holder, Posting};

@@ -189,7 +189,9 @@ async fn restore_stored<G: Game>(
     wanted: &HashSet<SectorId>,
 ) -> Result<(HashMap<SectorId, Restored<G>>, usize, f64), NodeError> {
     let started = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_RESTORE_THREADS);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_RESTORE_THREADS);
     let (queue, inbox) = std::sync::mpsc::channel::<SectorSnapshot>();
     let inbox = Arc::new(std::sync::Mutex::new(inbox));
     let workers: Vec<_> = (0..threads)

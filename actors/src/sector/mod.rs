@@ -31,7 +31,8 @@ use bytes::Bytes;
 use mio::unix::SourceFd;
 use orrery_engine::{EntityId, Game, GameError, Outcome, RegionId, SectorId};
 use orrery_protocol::{
-    codec, codes, ChatChannel, MAX_COMMAND_KEY, ClientFrame, ClientMessage, DecodeError, Encoding, ServerFrame, ServerMessage,
+    codec, codes, ChatChannel, ClientFrame, ClientMessage, DecodeError, Encoding, ServerFrame, ServerMessage,
+    MAX_COMMAND_KEY,
 };
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -41,11 +42,11 @@ use crate::config::EngineConfig;
 use crate::dilation::{Dilation, DilationBoard};
 use crate::directory::{Directory, Fabric, Parcel, SessionLink, Transfer};
 use crate::input::Input;
+use crate::ledger::{self, Waiter};
 use crate::net::{self, Offer, Opcode};
+use crate::persist::Ack;
 use crate::persist::{PersistBatch, Persister};
 use crate::phase::{PhaseSlot, PhaseWheel};
-use crate::ledger::{self, Waiter};
-use crate::persist::Ack;
 use crate::store::{now_millis, LedgerTx, ParkedAvatar, SectorSnapshot, SINGLE_NODE_EPOCH};
 pub use messages::SectorMsg;
 
@@ -792,7 +793,13 @@ impl<G: Game> SectorState<G> {
     }
 
     /// Answers a command: its sender, or, for a keyed command, everyone waiting on its key.
-    fn answer(&self, link: &SessionLink, req_id: Option<u64>, key: Option<&str>, frame: impl Fn(Option<u64>) -> ServerFrame<G>) {
+    fn answer(
+        &self,
+        link: &SessionLink,
+        req_id: Option<u64>,
+        key: Option<&str>,
+        frame: impl Fn(Option<u64>) -> ServerFrame<G>,
+    ) {
         match key {
             Some(key) => self
                 .directory
@@ -916,7 +923,11 @@ impl<G: Game> SectorState<G> {
                 }
             }
             Ok(None) if !self.is_here(&link) => self.answer(&link, req_id, Some(&key), |id| {
-                ServerFrame::error(id, codes::WARP_IN_PROGRESS, "your ship is between sectors; wait for `warped`")
+                ServerFrame::error(
+                    id,
+                    codes::WARP_IN_PROGRESS,
+                    "your ship is between sectors; wait for `warped`",
+                )
             }),
             Ok(None) => self.apply_command(link, req_id, command, Some(key)),
         }

@@ -523,7 +523,10 @@ mod tests {
             };
             store.save(&with(vec![opening.clone(), first.clone()])).await.unwrap();
             // The same transactions again (a retried or merged batch): nothing is written twice.
-            store.save(&with(vec![first.clone(), second.clone(), opening.clone()])).await.unwrap();
+            store
+                .save(&with(vec![first.clone(), second.clone(), opening.clone()]))
+                .await
+                .unwrap();
             let balances = store.balances(who).await.unwrap();
             assert_eq!(balances["credits"], 1000 - 30 - 50);
             assert_eq!(balances["ore"], 8);
@@ -538,8 +541,14 @@ mod tests {
             // Pages: newest first, each transaction's lines together, then older ones after the cursor.
             let page = store.ledger(who, LedgerPage { before: None, limit: 3 }).await.unwrap();
             assert_eq!(page.len(), 3);
-            assert_eq!((page[0].tx, page[0].asset.as_str(), page[0].amount), (second.id, "credits", -50));
-            assert_eq!((page[1].tx, page[1].asset.as_str(), page[1].amount), (second.id, "ore", 5));
+            assert_eq!(
+                (page[0].tx, page[0].asset.as_str(), page[0].amount),
+                (second.id, "credits", -50)
+            );
+            assert_eq!(
+                (page[1].tx, page[1].asset.as_str(), page[1].amount),
+                (second.id, "ore", 5)
+            );
             assert_eq!(page[2].tx, first.id);
             assert_eq!(page[2].key.as_deref(), Some("k1"));
             let older = store
@@ -552,7 +561,10 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(older.iter().map(|l| l.tx).collect::<Vec<_>>(), [first.id, first.id, opening.id]);
+            assert_eq!(
+                older.iter().map(|l| l.tx).collect::<Vec<_>>(),
+                [first.id, first.id, opening.id]
+            );
             // An unbalanced transaction (tampered data) is found by the audit.
             let mut bad = trade_tx(Uuid::new_v4(), 30, who, station, None, 5, 1);
             bad.entries[0].amount = -4;

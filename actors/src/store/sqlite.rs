@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    last_per_character, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage,
-    ParkedAvatar, SectorSnapshot, Store, StoreError,
+    last_per_character, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity, LedgerAudit, LedgerLine,
+    LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
 };
 
 /// SQLite-backed [`Store`].
@@ -235,7 +235,16 @@ impl Store for SqliteStore {
         for rows in ledger_lines(&batch.ledger).chunks(AVATARS_PER_STATEMENT * 4) {
             let json: Vec<(String, i32, &str, String, &str, i64)> = rows
                 .iter()
-                .map(|(id, line, e)| (id.to_string(), *line, e.kind.as_str(), e.holder.to_string(), e.asset.as_str(), e.amount))
+                .map(|(id, line, e)| {
+                    (
+                        id.to_string(),
+                        *line,
+                        e.kind.as_str(),
+                        e.holder.to_string(),
+                        e.asset.as_str(),
+                        e.amount,
+                    )
+                })
                 .collect();
             let json = serde_json::to_string(&json).map_err(|e| StoreError::Database(e.to_string()))?;
             sqlx::query(
@@ -261,7 +270,9 @@ impl Store for SqliteStore {
     }
 
     async fn ledger(&self, holder: Uuid, page: LedgerPage) -> Result<Vec<LedgerLine>, StoreError> {
-        let (before_at, before_id) = page.before.map_or((i64::MAX, String::new()), |(at, id)| (at, id.to_string()));
+        let (before_at, before_id) = page
+            .before
+            .map_or((i64::MAX, String::new()), |(at, id)| (at, id.to_string()));
         let rows = sqlx::query(
             "SELECT t.id AS id, t.at AS at, t.kind AS kind, t.sector_id AS sector_id, t.command_key AS command_key, \
              e.asset AS asset, e.amount AS amount \
@@ -291,15 +302,19 @@ impl Store for SqliteStore {
     }
 
     async fn balances(&self, holder: Uuid) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
-        let rows = sqlx::query("SELECT asset, SUM(amount) AS total FROM ledger_entries WHERE holder_id = ? GROUP BY asset")
-            .bind(holder.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT asset, SUM(amount) AS total FROM ledger_entries WHERE holder_id = ? GROUP BY asset")
+                .bind(holder.to_string())
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(|r| (r.get("asset"), r.get("total"))).collect())
     }
 
     async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError> {
-        let transactions: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_tx").fetch_one(&self.pool).await?.get("n");
+        let transactions: i64 = sqlx::query("SELECT COUNT(*) AS n FROM ledger_tx")
+            .fetch_one(&self.pool)
+            .await?
+            .get("n");
         let unbalanced: i64 = sqlx::query(
             "SELECT COUNT(DISTINCT tx_id) AS n FROM \
              (SELECT tx_id FROM ledger_entries GROUP BY tx_id, asset HAVING SUM(amount) <> 0)",
@@ -307,15 +322,14 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?
         .get("n");
-        let issued = sqlx::query(
-            "SELECT asset, -SUM(amount) AS total FROM ledger_entries WHERE holder_kind = ? GROUP BY asset",
-        )
-        .bind(HolderKind::World.as_str())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get("asset"), r.get("total")))
-        .collect();
+        let issued =
+            sqlx::query("SELECT asset, -SUM(amount) AS total FROM ledger_entries WHERE holder_kind = ? GROUP BY asset")
+                .bind(HolderKind::World.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get("asset"), r.get("total")))
+                .collect();
         Ok(LedgerAudit {
             transactions: transactions as u64,
             unbalanced: unbalanced as u64,

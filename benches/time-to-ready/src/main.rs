@@ -124,7 +124,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     for binary in &args.orrery {
-        ensure!(binary.exists(), "no server binary at {} (build it first)", binary.display());
+        ensure!(
+            binary.exists(),
+            "no server binary at {} (build it first)",
+            binary.display()
+        );
     }
     std::fs::create_dir_all(&args.log_dir).with_context(|| format!("creating {}", args.log_dir.display()))?;
     let params = GenerateParams {
@@ -229,14 +233,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for (binary, path) in args.orrery.iter().enumerate() {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.binary == binary).collect();
         let ready = Stats::of(mine.iter().map(|r| r.ready_ms));
-        println!("[{binary}] {}: time to ready over {} runs: {ready}", path.display(), mine.len());
+        println!(
+            "[{binary}] {}: time to ready over {} runs: {ready}",
+            path.display(),
+            mine.len()
+        );
         let mut phases = serde_json::Map::new();
         for (name, _) in mine.first().map(|r| r.phases.clone()).unwrap_or_default() {
-            let st = Stats::of(mine.iter().filter_map(|r| r.phases.iter().find(|(k, _)| *k == name).map(|p| p.1)));
+            let st = Stats::of(
+                mine.iter()
+                    .filter_map(|r| r.phases.iter().find(|(k, _)| *k == name).map(|p| p.1)),
+            );
             println!("    {name}: {st}");
             phases.insert(name, st.json());
         }
-        let mut entry = json!({"binary": path.display().to_string(), "ready_ms": ready.json(), "server_phases_ms": phases});
+        let mut entry =
+            json!({"binary": path.display().to_string(), "ready_ms": ready.json(), "server_phases_ms": phases});
         if binary > 0 {
             // Per round: this binary's time over the first binary's in the same round.
             let ratios = Stats::of(mine.iter().filter_map(|r| {
@@ -375,7 +387,10 @@ impl Stats {
     }
 
     fn plain(&self) -> String {
-        format!("min {:.2}, median {:.2}, max {:.2} (n = {})", self.min, self.median, self.max, self.n)
+        format!(
+            "min {:.2}, median {:.2}, max {:.2} (n = {})",
+            self.min, self.median, self.max, self.n
+        )
     }
 
     fn json(&self) -> Value {
@@ -385,7 +400,11 @@ impl Stats {
 
 impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "min {:.0} ms, median {:.0} ms, max {:.0} ms", self.min, self.median, self.max)
+        write!(
+            f,
+            "min {:.0} ms, median {:.0} ms, max {:.0} ms",
+            self.min, self.median, self.max
+        )
     }
 }
 
@@ -419,9 +438,7 @@ async fn measure(args: &Args, orrery: &std::path::Path, url: &str, log: &std::pa
         .stdout(Stdio::null())
         .stderr(log_file);
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", orrery.display()))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", orrery.display()))?;
     let pid = child.id();
     let result = (|| -> anyhow::Result<Run> {
         let body = loop {

@@ -290,8 +290,11 @@ impl Game for SpaceTrade {
             .stations()
             .iter()
             .flat_map(|st| {
-                let holdings = std::iter::once((trade::CREDITS, st.credits as i64))
-                    .chain(st.listings.iter().map(|l| (l.commodity.as_str(), i64::from(l.quantity))));
+                let holdings = std::iter::once((trade::CREDITS, st.credits as i64)).chain(
+                    st.listings
+                        .iter()
+                        .map(|l| (l.commodity.as_str(), i64::from(l.quantity))),
+                );
                 ledger::issue(Holder::Fixture(st.id), holdings)
             })
             .collect()

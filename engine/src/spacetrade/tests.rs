@@ -720,11 +720,17 @@ fn a_format_1_snapshot_is_read_with_its_stations_opening_with_the_rules_credits(
     let blob = postcard::to_allocvec(&old).unwrap();
     let read = game.decode_sector(1, &blob).unwrap();
     assert_eq!(read, fresh);
-    assert!(read.stations().iter().all(|s| s.credits == Rules::default().station_credits));
+    assert!(read
+        .stations()
+        .iter()
+        .all(|s| s.credits == Rules::default().station_credits));
     // The current format reads itself; an unknown one is refused with a message naming it.
     let now = postcard::to_allocvec(&fresh).unwrap();
     assert_eq!(game.decode_sector(SpaceTrade::SECTOR_FORMAT, &now).unwrap(), fresh);
-    assert!(game.decode_sector(9, &now).unwrap_err().contains("unknown sector format 9"));
+    assert!(game
+        .decode_sector(9, &now)
+        .unwrap_err()
+        .contains("unknown sector format 9"));
     // A format 2 blob is not silently read as format 1.
     assert!(game.decode_sector(1, &now).is_err() || game.decode_sector(1, &now).unwrap() != fresh);
 }

@@ -37,7 +37,10 @@ fn holdings(s: &SectorState) -> std::collections::BTreeMap<(Holder, String), i12
     for st in s.stations() {
         h.insert((Holder::Fixture(st.id), CREDITS.to_string()), i128::from(st.credits));
         for l in &st.listings {
-            h.insert((Holder::Fixture(st.id), l.commodity.as_str().to_string()), i128::from(l.quantity));
+            h.insert(
+                (Holder::Fixture(st.id), l.commodity.as_str().to_string()),
+                i128::from(l.quantity),
+            );
         }
     }
     h.retain(|_, v| *v != 0);
@@ -351,7 +354,11 @@ fn openings_issue_what_new_ships_and_stations_hold() {
     for p in opening.iter().filter(|p| p.holder != Holder::World) {
         *issued.entry((p.holder, p.asset.clone())).or_insert(0i128) += i128::from(p.amount);
     }
-    assert_eq!(issued, holdings(&s), "the opening issues exactly what the stations hold");
+    assert_eq!(
+        issued,
+        holdings(&s),
+        "the opening issues exactly what the stations hold"
+    );
 }
 
 #[test]
