@@ -265,3 +265,47 @@ async fn the_snapshot_lag_of_a_region_grows_while_a_change_is_unwritten_and_clea
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// `/readyz` is only served once every sector's actor runs, and counts them: a stopped region's sectors are not
+/// running, a crashed sector is running again once restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_counts_running_sectors() {
+    let server = TestServer::start().await;
+    let galaxy = orrery_engine::galaxy::generate(small_galaxy());
+    let total = galaxy.sector_count() as u64;
+    let sectors = || async {
+        let v: serde_json::Value = server
+            .http
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            v["sectors"]["total"].as_u64().unwrap(),
+            v["sectors"]["running"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(sectors().await, (total, total), "ready means every sector runs");
+
+    let region = galaxy.regions.iter().find(|r| !r.nexus).unwrap();
+    let stop = format!("/v1/admin/regions/{}/stop", region.id);
+    assert!(server.admin_post(&stop).await.status().is_success());
+    assert_eq!(sectors().await, (total, total - region.sectors.len() as u64));
+    let start = format!("/v1/admin/regions/{}/start", region.id);
+    assert!(server.admin_post(&start).await.status().is_success());
+    assert_eq!(sectors().await, (total, total));
+
+    let crash = format!("/v1/admin/sectors/{}/crash", region.sectors[0].id);
+    assert_eq!(server.admin_post(&crash).await.status(), 202);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sectors().await != (total, total) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the crashed sector is running again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

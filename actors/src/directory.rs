@@ -1,6 +1,6 @@
 //! Node-wide lookup tables (sector actors, sessions, online characters) and the routing contract sectors use.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -159,6 +159,8 @@ struct SectorEntry<G: Game> {
 /// Node-wide lookup tables.
 pub struct Directory<G: Game> {
     sectors: DashMap<SectorId, SectorEntry<G>>,
+    /// Sectors whose entry holds a running actor (kept by `add_sector` and `set_sector_actor`).
+    sectors_running: AtomicUsize,
     sessions: DashMap<Uuid, Arc<SessionLink>>,
     online: DashMap<Uuid, Uuid>,
     /// Ships between two sectors, by parcel id.
@@ -184,6 +186,7 @@ impl<G: Game> Default for Directory<G> {
     fn default() -> Self {
         Self {
             sectors: DashMap::new(),
+            sectors_running: AtomicUsize::new(0),
             sessions: DashMap::new(),
             online: DashMap::new(),
             parcels: DashMap::new(),
@@ -201,14 +204,37 @@ impl<G: Game> Directory<G> {
 
     /// Declares a sector (its actor is attached once running).
     pub fn add_sector(&self, id: SectorId, region: RegionId) {
-        self.sectors.insert(id, SectorEntry { region, actor: None });
+        if let Some(old) = self.sectors.insert(id, SectorEntry { region, actor: None }) {
+            if old.actor.is_some() {
+                self.sectors_running.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
     }
 
     /// Attaches (or, with `None`, detaches while restarting) a sector's running actor.
     pub fn set_sector_actor(&self, id: SectorId, actor: Option<ActorRef<SectorMsg<G>>>) {
         if let Some(mut e) = self.sectors.get_mut(&id) {
+            match (e.actor.is_some(), actor.is_some()) {
+                (false, true) => {
+                    self.sectors_running.fetch_add(1, Ordering::AcqRel);
+                }
+                (true, false) => {
+                    self.sectors_running.fetch_sub(1, Ordering::AcqRel);
+                }
+                _ => {}
+            }
             e.actor = actor;
         }
+    }
+
+    /// Sectors declared.
+    pub fn sector_count(&self) -> usize {
+        self.sectors.len()
+    }
+
+    /// Sectors with a running actor (a sector being restarted has none for a moment).
+    pub fn running_sector_count(&self) -> usize {
+        self.sectors_running.load(Ordering::Acquire)
     }
 
     /// The running actor of a sector.

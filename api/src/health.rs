@@ -46,9 +46,16 @@ pub(crate) async fn readyz<G: Game>(State(app): State<Arc<App<G>>>) -> impl Into
             Json(json!({"status": "shutting_down"})),
         )
     } else {
+        // Served only once `Node::start` has returned, i.e. once every sector's actor has started: `sectors` says
+        // how many run now (one being restarted after a crash, or in a region an admin stopped, has none).
+        let directory = &app.node.directory;
         (
             StatusCode::OK,
-            Json(json!({"status": "ready", "sessions": app.node.directory.session_count()})),
+            Json(json!({
+                "status": "ready",
+                "sessions": directory.session_count(),
+                "sectors": {"total": directory.sector_count(), "running": directory.running_sector_count()},
+            })),
         )
     }
 }

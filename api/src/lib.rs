@@ -164,11 +164,19 @@ impl RunningServer {
 /// Starts the reference game's server: store, migrations, galaxy, actor tree, listener.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let metrics = health::metrics_handle();
+    let started = std::time::Instant::now();
     let galaxy = load_galaxy(&config.galaxy).context("loading the galaxy")?;
-    info!(galaxy = %galaxy.name, sectors = galaxy.sector_count(), "galaxy loaded");
     let game = Arc::new(SpaceTrade::new(Arc::new(galaxy), Rules::default()));
+    info!(galaxy = %game.galaxy().name, sectors = game.galaxy().sector_count(), ms = millis(started), "galaxy loaded");
+    let started = std::time::Instant::now();
     let store = open_store(config.database_url.as_deref(), &config.data_dir).await?;
+    info!(ms = millis(started), "store opened");
     start_with(game, store, config, metrics).await
+}
+
+/// Milliseconds since `since`, for the startup log.
+fn millis(since: std::time::Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e4).round() / 10.0
 }
 
 /// Opens and migrates the configured store: PostgreSQL when a URL is given, else the embedded SQLite file in

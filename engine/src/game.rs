@@ -98,6 +98,14 @@ pub trait Game: Send + Sync + Sized + 'static {
     fn depart(&self, sector: &mut Self::Sector, id: EntityId) -> Option<Self::Avatar>;
     /// Copies of every avatar present, for snapshots.
     fn avatars(&self, sector: &Self::Sector) -> Vec<Self::Avatar>;
+    /// Removes every avatar from a sector, leaving exactly the state that [`Game::depart`] of each of
+    /// [`Game::avatars`], in that order, leaves (a sector restored from a snapshot parks nobody: the characters'
+    /// rows hold their avatars). The default does just that; a game may do it without copying the avatars.
+    fn depart_all(&self, sector: &mut Self::Sector) {
+        for avatar in self.avatars(sector) {
+            let _ = self.depart(sector, self.avatar_id(&avatar));
+        }
+    }
     /// Applies a client command for avatar `who` in this sector.
     fn handle(
         &self,

@@ -1,13 +1,13 @@
 //! The node: builds the actor tree (root -> nexus, region manager -> region supervisors -> sectors) from the
 //! game's layout and the store's snapshots, and takes it down again with a final snapshot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orrery_actors::persist::{PersistBatch, Persister};
 use orrery_actors::sector::{SectorCell, SectorMsg};
-use orrery_actors::store::SharedStore;
+use orrery_actors::store::{SectorSnapshot, SharedStore};
 use orrery_actors::{Directory, EngineConfig};
 use orrery_engine::{Game, RegionId, SectorId};
 use orrery_protocol::codes;
@@ -19,6 +19,8 @@ use crate::manager::{ManagerMsg, RegionManager};
 use crate::nexus::{Nexus, NexusArgs, NexusMsg};
 use crate::region::{RegionArgs, RegionMsg};
 
+/// Sectors are restored on one thread per core, up to this many.
+const MAX_RESTORE_THREADS: usize = 16;
 /// How often ships in transit are checked for a lost delivery.
 const PARCEL_SWEEP: Duration = Duration::from_millis(500);
 
@@ -34,6 +36,8 @@ pub enum NodeError {
     Store(#[from] orrery_actors::store::StoreError),
     #[error("could not spawn the actor tree: {0}")]
     Spawn(String),
+    #[error("restoring the sectors failed: {0}")]
+    Restore(String),
     #[error("the snapshot could not be written (see the log)")]
     NotSaved,
 }
@@ -154,19 +158,22 @@ impl<G: Game> std::fmt::Debug for Node<G> {
     }
 }
 
+/// Milliseconds since `since`, for the startup log.
+fn millis(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e4).round() / 10.0
+}
+
+/// What a sector starts from: its state, and its seq and tick counters.
+type Restored<G> = (<G as Game>::Sector, u64, u64);
+
 /// Restores a sector's state from its snapshot, parking nobody: avatars in it are removed (their characters'
 /// rows hold them until they log in again).
-fn restore<G: Game>(
-    game: &G,
-    id: SectorId,
-    snapshot: Option<&orrery_actors::store::SectorSnapshot>,
-) -> (G::Sector, u64, u64) {
+fn restore<G: Game>(game: &G, id: SectorId, snapshot: Option<&orrery_actors::store::SectorSnapshot>) -> Restored<G> {
     if let Some(snap) = snapshot {
         match game.decode_sector(snap.format, &snap.state) {
             Ok(mut state) => {
-                for avatar in game.avatars(&state) {
-                    let _ = game.depart(&mut state, game.avatar_id(&avatar));
-                }
+                game.depart_all(&mut state);
+                // Drains the departures, so that the sector's first tick has nothing to send or write.
                 let _ = game.tick(&mut state, 0.0);
                 return (state, snap.seq, snap.tick);
             }
@@ -180,6 +187,58 @@ fn restore<G: Game>(
     (game.new_sector(id), 0, 0)
 }
 
+/// Reads every stored snapshot and restores the sectors in `wanted` from theirs ([`restore`]), on one blocking
+/// thread per core, while the store is still reading the rest. Returns the restored sectors, how many snapshots
+/// the store held, and how long reading them took.
+async fn restore_stored<G: Game>(
+    game: &Arc<G>,
+    store: &SharedStore,
+    wanted: &HashSet<SectorId>,
+) -> Result<(HashMap<SectorId, Restored<G>>, usize, f64), NodeError> {
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_RESTORE_THREADS);
+    let (queue, inbox) = std::sync::mpsc::channel::<SectorSnapshot>();
+    let inbox = Arc::new(std::sync::Mutex::new(inbox));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (game, inbox) = (Arc::clone(game), Arc::clone(&inbox));
+            tokio::task::spawn_blocking(move || {
+                let mut restored = Vec::new();
+                loop {
+                    // The lock is only held while waiting for the next snapshot, not while restoring it.
+                    let next = match inbox.lock() {
+                        Ok(inbox) => inbox.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(snap) = next else { break };
+                    restored.push((snap.sector, restore(game.as_ref(), snap.sector, Some(&snap))));
+                }
+                restored
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    let read = store
+        .each_sector(&mut |snap| {
+            stored += 1;
+            if wanted.contains(&snap.sector) {
+                // A worker that is gone panicked: joining it below reports that.
+                let _ = queue.send(snap);
+            }
+        })
+        .await;
+    drop(queue);
+    let read_ms = millis(started);
+    let mut restored = HashMap::with_capacity(wanted.len());
+    for worker in workers {
+        restored.extend(worker.await.map_err(|e| NodeError::Restore(e.to_string()))?);
+    }
+    read?;
+    Ok((restored, stored, read_ms))
+}
+
 impl<G: Game> Node<G> {
     /// Builds and starts the actor tree.
     pub async fn start(game: Arc<G>, store: SharedStore, config: EngineConfig) -> Result<Self, NodeError> {
@@ -187,29 +246,39 @@ impl<G: Game> Node<G> {
         let directory = Directory::<G>::new();
         let fabric = NodeFabric::new(Arc::clone(&directory));
         let (persister, persister_task) = Persister::start(Arc::clone(&store));
-        let snapshots: HashMap<SectorId, _> = store.load_sectors().await?.into_iter().map(|s| (s.sector, s)).collect();
+        let started = Instant::now();
+        let layout = game.layout();
+        // Sector ids are unique in valid content; a repeated one gets a copy of the same restored state.
+        let mut wanted = HashSet::new();
+        let mut repeated = HashSet::new();
+        for sector in layout.iter().flat_map(|r| &r.sectors) {
+            if !wanted.insert(sector.id) {
+                repeated.insert(sector.id);
+            }
+        }
+        let (mut restored, stored, load_ms) = restore_stored(&game, &store, &wanted).await?;
+        let restore_ms = millis(started);
+        let started = Instant::now();
         let mut region_of_sector = HashMap::new();
         let mut regions = Vec::new();
         let mut lag_cells = Vec::new();
-        for region in game.layout() {
+        for region in layout {
             let mut cells = Vec::new();
-            for sector in &region.sectors {
+            for sector in region.sectors {
                 directory.add_sector(sector.id, region.id);
                 region_of_sector.insert(sector.id, region.id);
-                let (state, seq, tick) = restore(game.as_ref(), sector.id, snapshots.get(&sector.id));
-                cells.push(SectorCell::new(
-                    sector.id,
-                    region.id,
-                    sector.name.clone(),
-                    state,
-                    seq,
-                    tick,
-                ));
+                let from_store = if repeated.contains(&sector.id) {
+                    restored.get(&sector.id).cloned()
+                } else {
+                    restored.remove(&sector.id)
+                };
+                let (state, seq, tick) = from_store.unwrap_or_else(|| restore(game.as_ref(), sector.id, None));
+                cells.push(SectorCell::new(sector.id, region.id, sector.name, state, seq, tick));
             }
             lag_cells.push((region.id, cells.clone()));
             regions.push(RegionArgs {
                 id: region.id,
-                name: region.name.clone(),
+                name: region.name,
                 game: Arc::clone(&game),
                 cells,
                 directory: Arc::clone(&directory),
@@ -218,7 +287,8 @@ impl<G: Game> Node<G> {
                 persister: persister.clone(),
             });
         }
-        let restored = snapshots.len();
+        let cells_ms = millis(started);
+        let started = Instant::now();
         let root_args = RootArgs {
             directory: Arc::clone(&directory),
             fabric: Arc::clone(&fabric),
@@ -228,7 +298,15 @@ impl<G: Game> Node<G> {
             .await
             .map_err(|e| NodeError::Spawn(e.to_string()))?;
         let manager = ractor::call_t!(root, RootMsg::Manager, 5_000).map_err(|e| NodeError::Spawn(e.to_string()))?;
-        info!(sectors = region_of_sector.len(), restored, "actor tree running");
+        info!(
+            sectors = region_of_sector.len(),
+            restored = stored,
+            load_ms,
+            restore_ms,
+            cells_ms,
+            spawn_ms = millis(started),
+            "actor tree running"
+        );
         let liveness = orrery_actors::liveness::spawn(Arc::clone(&directory), Arc::clone(&config));
         let parcel_sweep = {
             let fabric = Arc::clone(&fabric);

@@ -1180,9 +1180,11 @@ fn command_kind<C: serde::Serialize>(command: &C) -> String {
     }
 }
 
-/// Rebuilds a sector's state from its cell: the checkpoint with the journal replayed on it.
-fn recover<G: Game>(game: &G, cell: &SectorCell<G>, dt: f32) -> (G::Sector, u64, u64) {
+/// Rebuilds a sector's state from its cell: the checkpoint with the journal replayed on it. The last value says
+/// whether there was a journal to replay (otherwise the state is the checkpoint).
+fn recover<G: Game>(game: &G, cell: &SectorCell<G>, dt: f32) -> (G::Sector, u64, u64, bool) {
     let rec = cell.recovery.lock();
+    let replayed = !rec.journal.is_empty();
     let mut state = rec.checkpoint.clone();
     let (mut seq, mut tick) = (rec.seq, rec.tick);
     for op in &rec.journal {
@@ -1202,7 +1204,7 @@ fn recover<G: Game>(game: &G, cell: &SectorCell<G>, dt: f32) -> (G::Sector, u64,
             }
         }
     }
-    (state, seq, tick)
+    (state, seq, tick, replayed)
 }
 
 impl<G: Game> Actor for SectorActor<G> {
@@ -1215,7 +1217,7 @@ impl<G: Game> Actor for SectorActor<G> {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (state, seq, tick) = recover(args.game.as_ref(), &args.cell, args.config.dt());
+        let (state, seq, tick, replayed) = recover(args.game.as_ref(), &args.cell, args.config.dt());
         let restarted = {
             let mut starts = args.cell.starts.lock();
             *starts += 1;
@@ -1285,8 +1287,10 @@ impl<G: Game> Actor for SectorActor<G> {
         if s.dilation.is_dilated() {
             DilationBoard::global().set(s.cell.key(), s.cell.dilation());
         }
-        // A fresh checkpoint makes the replayed journal permanent.
-        s.checkpoint();
+        // A fresh checkpoint makes the replayed journal permanent (with no journal, the checkpoint is the state).
+        if replayed {
+            s.checkpoint();
+        }
         if restarted {
             info!(sector = %s.id(), name = %s.cell.name, seq, "sector restarted from its last state");
             let mut keyframes: [Option<Bytes>; 2] = [None, None];

@@ -195,6 +195,15 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError>;
     /// Every sector snapshot.
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError>;
+    /// Every sector snapshot, handed to `each` as it is read (in no particular order), so that the caller can work
+    /// on the first ones while the rest are still being read, and none has to wait in memory for all the others.
+    /// The default reads them all first ([`Store::load_sectors`]).
+    async fn each_sector(&self, each: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError> {
+        for snapshot in self.load_sectors().await? {
+            each(snapshot);
+        }
+        Ok(())
+    }
     /// Deletes guest accounts (with their tokens and characters) created before `idle_before` (ms since the
     /// epoch) whose characters have not been written since either; returns how many accounts went.
     async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError>;
@@ -353,6 +362,34 @@ mod tests {
             assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(parked));
             assert_eq!(store.load_sectors().await.unwrap(), vec![snap]);
             assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id));
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn each_sector_hands_on_every_snapshot_once() {
+        for place in places().await {
+            let store = place.open().await;
+            let mut seen = Vec::new();
+            store.each_sector(&mut |s| seen.push(s)).await.unwrap();
+            assert!(seen.is_empty());
+            let snaps: Vec<SectorSnapshot> = (0..300u64)
+                .map(|i| SectorSnapshot {
+                    sector: Uuid::from_u128(u128::from(i) + 1),
+                    seq: i,
+                    tick: i + 1,
+                    state: vec![i as u8; (i as usize % 7) * 1000],
+                    epoch: SINGLE_NODE_EPOCH,
+                    format: 2,
+                })
+                .collect();
+            store.save(&batch(&snaps, &[])).await.unwrap();
+            store.each_sector(&mut |s| seen.push(s)).await.unwrap();
+            seen.sort_by_key(|s| s.sector);
+            assert_eq!(seen, snaps);
+            let mut all = store.load_sectors().await.unwrap();
+            all.sort_by_key(|s| s.sector);
+            assert_eq!(all, snaps);
             store.close().await;
         }
     }

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -59,6 +60,19 @@ impl PgStore {
 fn uuid_of(row: &sqlx::postgres::PgRow, column: &str) -> Result<Uuid, StoreError> {
     let text: String = row.try_get(column)?;
     parse(&text)
+}
+
+const LOAD_SECTORS: &str = "SELECT sector_id::text AS sector_id, seq, tick, state, epoch, format FROM sector_snapshots";
+
+fn sector_snapshot(r: &sqlx::postgres::PgRow) -> Result<SectorSnapshot, StoreError> {
+    Ok(SectorSnapshot {
+        sector: uuid_of(r, "sector_id")?,
+        seq: r.try_get::<i64, _>("seq")? as u64,
+        tick: r.try_get::<i64, _>("tick")? as u64,
+        state: r.try_get("state")?,
+        epoch: r.try_get::<i64, _>("epoch")? as u64,
+        format: r.try_get::<i32, _>("format")? as u32,
+    })
 }
 
 fn parse(text: &str) -> Result<Uuid, StoreError> {
@@ -337,22 +351,17 @@ impl Store for PgStore {
     }
 
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows =
-            sqlx::query("SELECT sector_id::text AS sector_id, seq, tick, state, epoch, format FROM sector_snapshots")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SectorSnapshot {
-                    sector: uuid_of(r, "sector_id")?,
-                    seq: r.try_get::<i64, _>("seq")? as u64,
-                    tick: r.try_get::<i64, _>("tick")? as u64,
-                    state: r.try_get("state")?,
-                    epoch: r.try_get::<i64, _>("epoch")? as u64,
-                    format: r.try_get::<i32, _>("format")? as u32,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(LOAD_SECTORS).fetch_all(&self.pool).await?;
+        rows.iter().map(sector_snapshot).collect()
+    }
+
+    async fn each_sector(&self, each: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError> {
+        // Rows are handed on as they arrive, while the server is still sending the rest.
+        let mut rows = sqlx::query(LOAD_SECTORS).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(sector_snapshot(&row)?);
+        }
+        Ok(())
     }
 
     async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError> {

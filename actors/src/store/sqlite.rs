@@ -4,6 +4,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
@@ -65,6 +66,19 @@ fn avatar_rows_json(rows: &[&ParkedAvatar]) -> String {
     }
     json.push(']');
     json
+}
+
+const LOAD_SECTORS: &str = "SELECT sector_id, seq, tick, state, epoch, format FROM sector_snapshots";
+
+fn sector_snapshot(r: &sqlx::sqlite::SqliteRow) -> Result<SectorSnapshot, StoreError> {
+    Ok(SectorSnapshot {
+        sector: parse_uuid(r.get::<&str, _>("sector_id"))?,
+        seq: r.get::<i64, _>("seq") as u64,
+        tick: r.get::<i64, _>("tick") as u64,
+        state: r.get("state"),
+        epoch: r.get::<i64, _>("epoch") as u64,
+        format: r.get::<i64, _>("format") as u32,
+    })
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
@@ -332,21 +346,16 @@ impl Store for SqliteStore {
     }
 
     async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query("SELECT sector_id, seq, tick, state, epoch, format FROM sector_snapshots")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(SectorSnapshot {
-                    sector: parse_uuid(r.get::<&str, _>("sector_id"))?,
-                    seq: r.get::<i64, _>("seq") as u64,
-                    tick: r.get::<i64, _>("tick") as u64,
-                    state: r.get("state"),
-                    epoch: r.get::<i64, _>("epoch") as u64,
-                    format: r.get::<i64, _>("format") as u32,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(LOAD_SECTORS).fetch_all(&self.pool).await?;
+        rows.iter().map(sector_snapshot).collect()
+    }
+
+    async fn each_sector(&self, each: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError> {
+        let mut rows = sqlx::query(LOAD_SECTORS).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(sector_snapshot(&row)?);
+        }
+        Ok(())
     }
 
     async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError> {

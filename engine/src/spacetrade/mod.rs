@@ -210,6 +210,10 @@ impl Game for SpaceTrade {
         sector.ships().to_vec()
     }
 
+    fn depart_all(&self, sector: &mut SectorState) {
+        sector.depart_all();
+    }
+
     fn handle(
         &self,
         sector: &mut SectorState,

@@ -187,6 +187,12 @@ impl From<SectorSnapshot> for SectorState {
     /// (with a fresh handle), and a bad size is replaced.
     fn from(snap: SectorSnapshot) -> SectorState {
         let mut state = SectorState::new(snap.id, snap.name, snap.region, snap.size, snap.stations, snap.warps);
+        let n = snap.ships.len();
+        state.ships.reserve_exact(n);
+        state.names.reserve_exact(n);
+        state.handles.reserve_exact(n);
+        state.flags.reserve_exact(n);
+        state.index.reserve(n);
         let top = snap.handles.iter().copied().max().map_or(0, |h| h.saturating_add(1));
         state.next_handle = top;
         state.free = (0..top).collect();
@@ -375,6 +381,25 @@ impl SectorState {
             self.removed.push(h);
         }
         Some(ship)
+    }
+
+    /// Takes every ship out, leaving the state that [`SectorState::depart`] of each ship in slot order leaves:
+    /// no ships, every handle free, and the handles appended to the pending removals in slot order (those not
+    /// already in them).
+    /// Their room is given back too: a sector restored from a snapshot holds no ship until one enters.
+    pub fn depart_all(&mut self) {
+        self.ships = Vec::new();
+        self.names = Vec::new();
+        self.flags = Vec::new();
+        self.index = HashMap::new();
+        let pending = self.removed.len();
+        // Handles are unique (the type's invariant): only the removals pending before can repeat one.
+        for h in std::mem::take(&mut self.handles) {
+            self.free.insert(h);
+            if !self.removed[..pending].contains(&h) {
+                self.removed.push(h);
+            }
+        }
     }
 
     fn view(&self, i: usize) -> ShipView {

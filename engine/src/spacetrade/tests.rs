@@ -734,3 +734,30 @@ fn a_format_1_snapshot_is_read_with_its_stations_opening_with_the_rules_credits(
     // A format 2 blob is not silently read as format 1.
     assert!(game.decode_sector(1, &now).is_err() || game.decode_sector(1, &now).unwrap() != fresh);
 }
+
+#[test]
+fn depart_all_leaves_what_departing_every_ship_in_turn_leaves() {
+    let game = game();
+    let ships: Vec<Ship> = (0..8).map(|n| ship_at(&game, n, 10.0 * n as f32, 5.0)).collect();
+    let ids: Vec<Uuid> = ships.iter().map(|s| s.id).collect();
+    // Pending removals, and a handle that is both pending removal and taken again by a newcomer.
+    let mut busy = sector_with(&game, ships);
+    game.depart(&mut busy, ids[1]).unwrap();
+    game.depart(&mut busy, ids[5]).unwrap();
+    game.admit(&mut busy, ship_at(&game, 20, 1.0, 1.0), T0);
+    game.handle(&mut busy, ids[2], thrust(3.0, 0.0), T0).unwrap();
+    let decoded = game
+        .decode_sector(SpaceTrade::SECTOR_FORMAT, &postcard::to_allocvec(&busy).unwrap())
+        .unwrap();
+    for sector in [game.new_sector(A), sector_with(&game, Vec::new()), busy, decoded] {
+        let (mut one_by_one, mut at_once) = (sector.clone(), sector);
+        for ship in game.avatars(&one_by_one) {
+            game.depart(&mut one_by_one, game.avatar_id(&ship)).unwrap();
+        }
+        game.depart_all(&mut at_once);
+        assert_eq!(format!("{one_by_one:?}"), format!("{at_once:?}"));
+        assert!(at_once.ships().is_empty());
+        assert_eq!(game.tick(&mut one_by_one, 0.0), game.tick(&mut at_once, 0.0));
+        assert_eq!(format!("{one_by_one:?}"), format!("{at_once:?}"));
+    }
+}
