@@ -13,28 +13,9 @@ use common::*;
 use orrery_actors::store::postgres::{test_admin_url, ScratchDatabase};
 use orrery_engine::spacetrade::{Command, Event, Side};
 use orrery_protocol::{ClientMessage, Encoding, ServerMessage};
-use serde_json::Value;
 use uuid::Uuid;
 
 const CLIENTS: usize = 500;
-
-/// A guest starting in `sector`.
-async fn guest_in(server: &TestServer, name: &str, sector: Uuid) -> (String, Uuid) {
-    let r: Value = server
-        .http
-        .post(server.url("/v1/auth/guest"))
-        .json(&serde_json::json!({ "name": name, "sector": sector }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        r["token"].as_str().unwrap().to_owned(),
-        r["character_id"].as_str().unwrap().parse().unwrap(),
-    )
-}
 
 /// What one client did before the crash.
 struct Played {
@@ -77,16 +58,7 @@ async fn play(i: usize, mut j: Joined, token: String, character: Uuid) -> Played
             }
         }
         (2, _, Some(w)) => {
-            let id = j.client.command(Command::Warp { to: w.to }).await;
-            let warped = j
-                .client
-                .recv_until(|f| match &f.msg {
-                    ServerMessage::Warped { to, .. } if f.id == Some(id) => Some(Ok(*to)),
-                    ServerMessage::Error { code, .. } if f.id == Some(id) => Some(Err(code.clone())),
-                    _ => None,
-                })
-                .await;
-            if let Ok(to) = warped {
+            if let Ok(to) = j.client.warp(w.to).await {
                 may_be_in.insert(to);
             }
         }
@@ -138,15 +110,7 @@ async fn crash_and_recover(db: Option<ScratchDatabase>) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut process = Process::start_with(&data_dir, &args, None);
     let server = TestServer::remote(process.addr);
-    let world: Value = server
-        .http
-        .get(server.url("/v1/world"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let world = server.get_json("/v1/world").await;
     let sectors: Vec<Uuid> = world["regions"]
         .as_array()
         .unwrap()
@@ -163,7 +127,7 @@ async fn crash_and_recover(db: Option<ScratchDatabase>) {
             let server = TestServer::remote(process.addr);
             let sector = sectors[i % sectors.len()];
             joins.push(tokio::spawn(async move {
-                let (token, character) = guest_in(&server, &format!("P{i}"), sector).await;
+                let (token, character) = server.guest_in(&format!("P{i}"), sector).await;
                 let j = Client::join(&server, &token, Encoding::Binary).await;
                 (i, j, token, character)
             }));

@@ -140,16 +140,7 @@ async fn concurrent_warps_never_leave_a_ship_in_two_sectors_or_none() {
                 let mut at = home;
                 for hop in 0..12 {
                     let to = if at == home { away } else { home };
-                    let id = j.client.command(Command::Warp { to }).await;
-                    let arrived = j
-                        .client
-                        .recv_until(|f| match &f.msg {
-                            ServerMessage::Warped { to, .. } if f.id == Some(id) => Some(Ok(*to)),
-                            ServerMessage::Error { code, .. } if f.id == Some(id) => Some(Err(code.clone())),
-                            _ => None,
-                        })
-                        .await;
-                    match arrived {
+                    match j.client.warp(to).await {
                         Ok(to) => at = to,
                         Err(code) => assert_eq!(code, "not_enough_turns", "hop {hop}"),
                     }
@@ -274,15 +265,7 @@ async fn readyz_counts_running_sectors() {
     let galaxy = orrery_engine::galaxy::generate(small_galaxy());
     let total = galaxy.sector_count() as u64;
     let sectors = || async {
-        let v: serde_json::Value = server
-            .http
-            .get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = server.get_json("/readyz").await;
         (
             v["sectors"]["total"].as_u64().unwrap(),
             v["sectors"]["running"].as_u64().unwrap(),

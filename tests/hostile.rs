@@ -39,16 +39,7 @@ async fn wait_for(mut cond: impl AsyncFnMut() -> bool, limit: Duration) -> bool 
 }
 
 async fn sessions(server: &TestServer) -> u64 {
-    let v: Value = server
-        .http
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["sessions"].as_u64().unwrap()
+    server.get_json("/readyz").await["sessions"].as_u64().unwrap()
 }
 
 /// Case 1: a ping flood gets at most one pong per tick and a 1008 close; a second client in the same sector keeps

@@ -569,7 +569,7 @@ mod tests {
         async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError> {
             refused()
         }
-        async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
+        async fn each_sector(&self, _: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError> {
             refused()
         }
         async fn purge_guests(&self, _: i64) -> Result<u64, StoreError> {

@@ -155,10 +155,20 @@ impl TestServer {
 
     /// `POST /v1/auth/guest`; returns (token, character id).
     pub async fn guest(&self, name: &str) -> (String, Uuid) {
+        self.guest_with(serde_json::json!({ "name": name })).await
+    }
+
+    /// A guest starting in `sector` (the server must allow spawn choice).
+    pub async fn guest_in(&self, name: &str, sector: Uuid) -> (String, Uuid) {
+        self.guest_with(serde_json::json!({ "name": name, "sector": sector }))
+            .await
+    }
+
+    async fn guest_with(&self, body: Value) -> (String, Uuid) {
         let r: Value = self
             .http
             .post(self.url("/v1/auth/guest"))
-            .json(&serde_json::json!({ "name": name }))
+            .json(&body)
             .send()
             .await
             .unwrap()
@@ -169,6 +179,18 @@ impl TestServer {
             r["token"].as_str().unwrap().to_owned(),
             r["character_id"].as_str().unwrap().parse().unwrap(),
         )
+    }
+
+    /// `GET path` as JSON (no token).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
@@ -475,6 +497,17 @@ impl Client {
     pub async fn answer(&mut self, id: u64) -> Result<Event, String> {
         self.recv_until(|f| match &f.msg {
             ServerMessage::Game(e) if f.id == Some(id) => Some(Ok(e.clone())),
+            ServerMessage::Error { code, .. } if f.id == Some(id) => Some(Err(code.clone())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Warps to `to`: where the ship arrived, or the code of the error that refused the warp.
+    pub async fn warp(&mut self, to: Uuid) -> Result<Uuid, String> {
+        let id = self.command(Command::Warp { to }).await;
+        self.recv_until(|f| match &f.msg {
+            ServerMessage::Warped { to, .. } if f.id == Some(id) => Some(Ok(*to)),
             ServerMessage::Error { code, .. } if f.id == Some(id) => Some(Err(code.clone())),
             _ => None,
         })

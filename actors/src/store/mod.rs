@@ -193,16 +193,14 @@ pub trait Store: Send + Sync + 'static {
     async fn balances(&self, holder: Uuid) -> Result<std::collections::BTreeMap<String, i64>, StoreError>;
     /// Checks every transaction and totals what was issued.
     async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError>;
-    /// Every sector snapshot.
-    async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError>;
     /// Every sector snapshot, handed to `each` as it is read (in no particular order), so that the caller can work
     /// on the first ones while the rest are still being read, and none has to wait in memory for all the others.
-    /// The default reads them all first ([`Store::load_sectors`]).
-    async fn each_sector(&self, each: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError> {
-        for snapshot in self.load_sectors().await? {
-            each(snapshot);
-        }
-        Ok(())
+    async fn each_sector(&self, each: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError>;
+    /// Every sector snapshot, in one list ([`Store::each_sector`], collected).
+    async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
+        let mut all = Vec::new();
+        self.each_sector(&mut |s| all.push(s)).await?;
+        Ok(all)
     }
     /// Deletes guest accounts (with their tokens and characters) created before `idle_before` (ms since the
     /// epoch) whose characters have not been written since either; returns how many accounts went.

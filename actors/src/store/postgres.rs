@@ -350,11 +350,6 @@ impl Store for PgStore {
         })
     }
 
-    async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query(LOAD_SECTORS).fetch_all(&self.pool).await?;
-        rows.iter().map(sector_snapshot).collect()
-    }
-
     async fn each_sector(&self, each: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError> {
         // Rows are handed on as they arrive, while the server is still sending the rest.
         let mut rows = sqlx::query(LOAD_SECTORS).fetch(&self.pool);

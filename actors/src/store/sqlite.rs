@@ -345,11 +345,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn load_sectors(&self) -> Result<Vec<SectorSnapshot>, StoreError> {
-        let rows = sqlx::query(LOAD_SECTORS).fetch_all(&self.pool).await?;
-        rows.iter().map(sector_snapshot).collect()
-    }
-
     async fn each_sector(&self, each: &mut (dyn FnMut(SectorSnapshot) + Send)) -> Result<(), StoreError> {
         let mut rows = sqlx::query(LOAD_SECTORS).fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
