@@ -117,6 +117,8 @@ struct Shared {
     healthy: AtomicBool,
     /// The batch being written or held for a retry (everything but `queued`).
     taken: Mutex<Backlog>,
+    /// A write is in flight (for attributing tick overruns: `orrery_tick_overruns_during_write_total`).
+    writing: AtomicBool,
 }
 
 impl Shared {
@@ -125,6 +127,7 @@ impl Shared {
             queued: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             taken: Mutex::new(Backlog::default()),
+            writing: AtomicBool::new(false),
         }
     }
 
@@ -273,7 +276,10 @@ async fn run(store: SharedStore, mut rx: mpsc::UnboundedReceiver<Job>, shared: A
         metrics::histogram!("orrery_snapshot_batch_avatars").record(work.batch.avatars.len() as f64);
         shared.set_taken(work.backlog());
         let started = Instant::now();
-        match store.save(&work.batch).await {
+        shared.writing.store(true, Ordering::Release);
+        let saved = store.save(&work.batch).await;
+        shared.writing.store(false, Ordering::Release);
+        match saved {
             Ok(()) => {
                 let took = started.elapsed();
                 metrics::counter!("orrery_snapshots_written_total").increment(work.batch.sectors.len() as u64);
@@ -395,6 +401,11 @@ impl Persister {
             },
             handle,
         )
+    }
+
+    /// Whether a write to the store is in flight right now.
+    pub fn writing(&self) -> bool {
+        self.shared.writing.load(Ordering::Acquire)
     }
 
     /// Whether the store is taking writes (the last write succeeded).

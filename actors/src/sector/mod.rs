@@ -658,6 +658,11 @@ impl<G: Game> SectorState<G> {
             self.meters.interval_seconds.record(interval.as_secs_f64());
             if interval > self.overrun_after {
                 self.meters.overruns.increment(1);
+                if self.persister.writing() {
+                    // For telling storage's share of the overruns: compare with the share of the time writes are in
+                    // flight (`orrery_snapshot_write_seconds_sum`).
+                    metrics::counter!("orrery_tick_overruns_during_write_total").increment(1);
+                }
                 debug!(sector = %self.id(), interval_ms = interval.as_secs_f64() * 1e3, "tick overrun");
             }
         }
