@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use orrery_engine::{Holder, Posting};
+use orrery_engine::{EntityId, Holder, Posting};
 use sha2::{Digest, Sha256};
 use uuid::{Builder, Uuid};
 
@@ -47,24 +47,23 @@ pub fn sector_opening_id(sector: Uuid) -> Uuid {
     derived_id(&[b"orrery/ledger/opening/sector", sector.as_bytes()])
 }
 
-/// The stored entries of `postings`; `character_of` names the character of an avatar (`None`: unknown, and the
-/// postings cannot be recorded).
-pub fn entries(postings: &[Posting], character_of: impl Fn(Uuid) -> Option<Uuid>) -> Option<Vec<LedgerEntry>> {
+/// The stored entries of `postings` (zero amounts left out); `character_of` names the character of an avatar.
+pub fn entries(postings: &[Posting], character_of: impl Fn(EntityId) -> Uuid) -> Vec<LedgerEntry> {
     postings
         .iter()
         .filter(|p| p.amount != 0)
         .map(|p| {
             let (kind, holder) = match p.holder {
-                Holder::Avatar(entity) => (HolderKind::Character, character_of(entity)?),
+                Holder::Avatar(entity) => (HolderKind::Character, character_of(entity)),
                 Holder::Fixture(id) => (HolderKind::Station, id),
                 Holder::World => (HolderKind::World, Uuid::nil()),
             };
-            Some(LedgerEntry {
+            LedgerEntry {
                 kind,
                 holder,
                 asset: p.asset.clone(),
                 amount: p.amount,
-            })
+            }
         })
         .collect()
 }
@@ -183,13 +182,15 @@ mod tests {
     }
 
     #[test]
-    fn an_avatar_without_a_known_character_cannot_be_recorded() {
+    fn avatars_are_recorded_as_their_characters_and_zero_amounts_left_out() {
         let ship = Uuid::new_v4();
         let station = Uuid::new_v4();
-        let postings = orrery_engine::ledger::transfer(Holder::Avatar(ship), Holder::Fixture(station), "credits", 5);
-        assert!(entries(&postings, |_| None).is_none());
+        let mut postings =
+            orrery_engine::ledger::transfer(Holder::Avatar(ship), Holder::Fixture(station), "credits", 5).to_vec();
+        postings.push(orrery_engine::Posting::new(Holder::World, "ore", 0));
         let character = Uuid::new_v4();
-        let e = entries(&postings, |id| (id == ship).then_some(character)).unwrap();
+        let e = entries(&postings, |id| if id == ship { character } else { Uuid::nil() });
+        assert_eq!(e.len(), 2, "the zero posting is left out");
         assert_eq!(e[0].kind, HolderKind::Character);
         assert_eq!(e[0].holder, character);
         assert_eq!((e[1].kind, e[1].holder, e[1].amount), (HolderKind::Station, station, 5));

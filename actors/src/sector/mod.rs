@@ -250,11 +250,14 @@ impl<G: Game> SectorCell<G> {
         })
     }
 
-    /// Notes a change of state at `now` (ms): the oldest one not in a snapshot yet is kept.
-    fn note_change(&self, now: i64) {
-        let _ = self
-            .dirty_since
-            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+    /// Notes a change of state (`now`: ms since the epoch, read only when no older change is pending, so that a
+    /// sector changing every tick reads the clock once per snapshot, not once per tick).
+    fn note_change(&self, now: impl FnOnce() -> i64) {
+        if self.dirty_since.load(Ordering::Acquire) == 0 {
+            let _ = self
+                .dirty_since
+                .compare_exchange(0, now(), Ordering::AcqRel, Ordering::Acquire);
+        }
     }
 
     /// Notes that a snapshot was taken (the changes so far are in it, pending its commit); the returned
@@ -675,7 +678,7 @@ impl<G: Game> SectorState<G> {
         let changed = delta.is_some();
         if changed {
             self.dirty = true;
-            self.cell.note_change(now_millis());
+            self.cell.note_change(now_millis);
         }
         match delta {
             Some(delta) => self.fan_out(delta),
@@ -1020,7 +1023,7 @@ impl<G: Game> SectorState<G> {
         }
         // A command may change what deltas do not show (credits, cargo): the next snapshot interval writes it.
         self.dirty = true;
-        self.cell.note_change(now);
+        self.cell.note_change(|| now);
         match self.game.handle(&mut self.state, link.entity, command.clone(), now) {
             Ok(outcome) => {
                 // Named only for posted commands (a thrust is on the per-input path).
@@ -1084,14 +1087,14 @@ impl<G: Game> SectorState<G> {
             metrics::counter!("orrery_ledger_unbalanced_total").increment(1);
         }
         let character_of = |entity: EntityId| {
-            Some(if entity == link.entity {
+            if entity == link.entity {
                 link.character
             } else {
                 self.subscribers
                     .iter()
                     .find(|l| l.entity == entity)
                     .map_or(entity, |l| l.character)
-            })
+            }
         };
         LedgerTx {
             id: key.map_or_else(uuid::Uuid::new_v4, |k| ledger::keyed_tx_id(link.character, k)),
@@ -1101,7 +1104,7 @@ impl<G: Game> SectorState<G> {
             character: Some(link.character),
             key: key.map(str::to_owned),
             reply: key.and_then(|_| postcard::to_allocvec(reply).ok()),
-            entries: ledger::entries(postings, character_of).unwrap_or_default(),
+            entries: ledger::entries(postings, character_of),
         }
     }
 
@@ -1231,7 +1234,7 @@ impl<G: Game> Actor for SectorActor<G> {
         let subscribers = args.cell.subscribers.lock().clone();
         if !restarted {
             // What the sector's stations opened with, owed to the ledger until the sector's first write.
-            let entries = ledger::entries(&args.game.sector_opening(&state), |_| None).unwrap_or_default();
+            let entries = ledger::entries(&args.game.sector_opening(&state), |entity| entity);
             let id = ledger::sector_opening_id(args.cell.id);
             if let Some(tx) = ledger::opening(id, now_millis(), Some(args.cell.id), None, entries) {
                 args.cell.unwritten.lock().push(tx);

@@ -590,12 +590,12 @@ fn the_snapshot_lag_counts_from_the_oldest_change_not_known_to_be_committed() {
     let id = Uuid::new_v4();
     let cell = SectorCell::<Clockwork>::new(id, Uuid::new_v4(), "Dial".into(), game.new_sector(id), 0, 0);
     assert_eq!(cell.snapshot_lag(5_000), 0.0, "nothing changed");
-    cell.note_change(1_000);
-    cell.note_change(2_000);
+    cell.note_change(|| 1_000);
+    cell.note_change(|| 2_000);
     assert_eq!(cell.snapshot_lag(4_000), 3.0, "from the oldest change");
     // Taken, not committed yet: still lagging from the same change.
     let first = cell.captured();
-    cell.note_change(6_000);
+    cell.note_change(|| 6_000);
     assert_eq!(cell.snapshot_lag(7_000), 6.0);
     // A second snapshot, then the first one's commit: the second's changes are not known to be written.
     let second = cell.captured();

@@ -168,13 +168,17 @@ async fn load_avatar<G: Game>(
     let (sector, avatar, new) = find_avatar(game, directory, store, identity).await?;
     let character = identity.character_id;
     let entity = game.avatar_id(&avatar);
-    let entries = ledger::entries(&game.avatar_opening(&avatar), |e| (e == entity).then_some(character));
+    // The opening posts only to this avatar; any other avatar it named is recorded under its own id.
+    let entries = ledger::entries(
+        &game.avatar_opening(&avatar),
+        |e| if e == entity { character } else { e },
+    );
     let opening = ledger::opening(
         ledger::character_opening_id(character),
         now_millis(),
         None,
         Some(character),
-        entries.unwrap_or_default(),
+        entries,
     );
     if new {
         let blob = postcard::to_allocvec(&avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
@@ -191,13 +195,10 @@ async fn load_avatar<G: Game>(
     } else if let Some(tx) = opening {
         // A character from before the ledger opens with what it holds now; for any other, the opening is stored
         // already and this write changes nothing.
-        persister.submit_durable(
-            PersistBatch {
-                ledger: vec![tx],
-                ..PersistBatch::default()
-            },
-            Box::new(|_| {}),
-        );
+        persister.submit(PersistBatch {
+            ledger: vec![tx],
+            ..PersistBatch::default()
+        });
     }
     Ok((sector, avatar))
 }
