@@ -1,16 +1,20 @@
 #!/bin/bash
-# Scenario E on each store, alternating (SQLite, PostgreSQL, SQLite, PostgreSQL): the server's tick overruns, those
+# Scenario E (or the one named) on each store, alternating (SQLite, PostgreSQL, SQLite, PostgreSQL): the server's tick overruns, those
 # that happened while a store write was in flight (orrery_tick_overruns_during_write_total), and the time writes
 # were in flight (orrery_snapshot_write_seconds_sum), scraped before and after each load run. Server on CPU 0, load
 # generator and (for PostgreSQL) every PostgreSQL process on CPU 1. Needs a release build and the local PostgreSQL
 # (postgres://postgres@127.0.0.1:5432, trust); each PostgreSQL run gets a database of its own, dropped after.
-# Usage: benches/overrun-attribution.sh   (prints the scrapes; docs/benchmarks.md shows how to read them)
+# Usage: benches/overrun-attribution.sh [SCENARIO]   (default E; prints the scrapes; docs/benchmarks.md shows how to
+# read them). STORES="sqlite pg off ..." sets the runs and their order (default: sqlite pg sqlite pg; off is SQLite
+# with no periodic snapshot during the run, the baseline without storage writes).
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${CARGO_TARGET_DIR:-$ROOT/target}/release/orrery
-SC=$ROOT/benches/scenarios/sector-sync-E.toml
+SC=$ROOT/benches/scenarios/sector-sync-${1:-E}.toml
 scrape() { curl -s http://127.0.0.1:7870/metrics | grep -E '^orrery_(tick_overruns_total|tick_overruns_during_write_total|snapshot_write_seconds_sum|snapshot_write_seconds_count|ticks_total) ' ; date +%s.%N; }
-for store in sqlite pg sqlite pg; do
+for store in ${STORES:-sqlite pg sqlite pg}; do
   extra=()
+  # "off": SQLite with no periodic snapshot in the run (the baseline without storage writes).
+  if [ $store = off ]; then extra=(--snapshot-interval 100000); fi
   if [ $store = pg ]; then
     db=orrery_attr_$RANDOM; psql -h 127.0.0.1 -U postgres -d postgres -qc "create database $db"
     extra=(--database-url postgres://postgres@127.0.0.1:5432/$db)

@@ -1,4 +1,4 @@
-//! Admin endpoints under `/v1/admin` (bearer admin token): regions, snapshots, and the sector and nexus crash hooks.
+//! Admin endpoints under `/v1/admin` (`admin` or `operator`; every control audited): regions, snapshots, and the sector and nexus crash hooks.
 
 use std::sync::Arc;
 
@@ -10,22 +10,11 @@ use orrery_regions::manager::ManagerMsg;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::auth::bearer;
+use crate::access::{require_operator, Principal};
 use crate::error::ApiError;
-use crate::App;
+use crate::{audit, App};
 
 const ADMIN_CALL_MS: u64 = 10_000;
-
-pub(crate) fn require_admin<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<(), ApiError> {
-    match (&app.admin_token, bearer(headers)) {
-        (Some(expected), Some(given)) if constant_time_eq(expected.as_bytes(), given.as_bytes()) => Ok(()),
-        _ => Err(ApiError::Forbidden),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest("invalid_id", format!("{raw:?} is not a UUID")))
@@ -36,7 +25,7 @@ pub(crate) async fn regions<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&app, &headers)?;
+    require_operator(&app, &headers).await?;
     let running = ractor::call_t!(app.node.manager, ManagerMsg::RunningRegions, ADMIN_CALL_MS)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let regions: Vec<Value> = app
@@ -62,18 +51,26 @@ pub(crate) async fn region_action<G: Game>(
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&app, &headers)?;
+    let who = require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     if !app.node.game.layout().iter().any(|r| r.id == id) {
         return Err(ApiError::NotFound(format!("region {id}")));
     }
-    let running = match action.as_str() {
-        "start" => ractor::call_t!(app.node.manager, ManagerMsg::StartRegion, ADMIN_CALL_MS, id),
-        "stop" => ractor::call_t!(app.node.manager, ManagerMsg::StopRegion, ADMIN_CALL_MS, id).map(|_| false),
+    let name = match action.as_str() {
+        "start" => "region.start",
+        "stop" => "region.stop",
         _ => return Err(ApiError::NotFound(format!("action {action}"))),
-    }
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(json!({ "region": id, "running": running })))
+    };
+    let done = audit::run(&app, &who, name, Some(id.to_string()), json!({}), || async {
+        let running = match action.as_str() {
+            "start" => ractor::call_t!(app.node.manager, ManagerMsg::StartRegion, ADMIN_CALL_MS, id),
+            _ => ractor::call_t!(app.node.manager, ManagerMsg::StopRegion, ADMIN_CALL_MS, id).map(|_| false),
+        }
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(json!({ "region": id, "running": running }))
+    })
+    .await?;
+    Ok(Json(done))
 }
 
 /// `POST /v1/admin/snapshot`: snapshot every sector now.
@@ -81,19 +78,23 @@ pub(crate) async fn snapshot<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&app, &headers)?;
+    let who = require_operator(&app, &headers).await?;
     // While the store is not taking writes, the snapshot would only join what the persister holds for its retry.
     if !app.node.persister().available() {
         return Err(ApiError::StorageUnavailable(
             "admin snapshot refused: the store is not taking writes".into(),
         ));
     }
-    let n = app
-        .node
-        .snapshot_all()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(json!({ "sectors": n })))
+    let done = audit::run(&app, &who, "snapshot", None, json!({}), || async {
+        let n = app
+            .node
+            .snapshot_all()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(json!({ "sectors": n }))
+    })
+    .await?;
+    Ok(Json(done))
 }
 
 /// `POST /v1/admin/sectors/{id}/crash`: debug hook (needs `--debug-hooks`) that makes the sector's actor panic.
@@ -102,12 +103,16 @@ pub(crate) async fn crash_sector<G: Game>(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_debug_hooks(&app, &headers)?;
+    let who = require_debug_hooks(&app, &headers).await?;
     let id = parse_id(&id)?;
-    if !app.node.inject_crash(id) {
-        return Err(ApiError::NotFound(format!("sector {id}")));
-    }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "sector": id, "crash": "injected" }))))
+    let done = audit::run(&app, &who, "sector.crash", Some(id.to_string()), json!({}), || async {
+        if !app.node.inject_crash(id) {
+            return Err(ApiError::NotFound(format!("sector {id}")));
+        }
+        Ok(json!({ "sector": id, "crash": "injected" }))
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(done)))
 }
 
 /// `POST /v1/admin/nexus/crash`: debug hook (needs `--debug-hooks`) that makes the nexus actor fail; the node's root
@@ -116,21 +121,25 @@ pub(crate) async fn crash_nexus<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_debug_hooks(&app, &headers)?;
-    if !app.node.inject_nexus_crash() {
-        return Err(ApiError::NotFound("nexus".into()));
-    }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "nexus": "crash injected" }))))
+    let who = require_debug_hooks(&app, &headers).await?;
+    let done = audit::run(&app, &who, "nexus.crash", None, json!({}), || async {
+        if !app.node.inject_nexus_crash() {
+            return Err(ApiError::NotFound("nexus".into()));
+        }
+        Ok(json!({ "nexus": "crash injected" }))
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(done)))
 }
 
 /// The debug hooks need the admin token and a server started with `--debug-hooks`.
-fn require_debug_hooks<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<(), ApiError> {
-    require_admin(app, headers)?;
+async fn require_debug_hooks<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let who = require_operator(app, headers).await?;
     if !app.node.config.debug_hooks {
         return Err(ApiError::BadRequest(
             "debug_hooks_disabled",
             "start the server with --debug-hooks to use this".into(),
         ));
     }
-    Ok(())
+    Ok(who)
 }

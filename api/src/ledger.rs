@@ -17,7 +17,8 @@ use orrery_engine::Game;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::admin::{parse_id, require_admin};
+use crate::access::{self, principal, require_operator};
+use crate::admin::parse_id;
 use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::server::Peer;
@@ -147,7 +148,10 @@ pub(crate) async fn character<G: Game>(
 ) -> Result<Json<LedgerResponse>, ApiError> {
     app.ledger_limiter.check(peer.ip(), "ledger")?;
     let id = parse_id(&id)?;
-    if require_admin(&app, &headers).is_err() {
+    let operator = principal(&app, &headers)
+        .await
+        .is_ok_and(|who| who.has(access::ADMIN) || who.has(access::OPERATOR));
+    if !operator {
         let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
         let identity = crate::auth::identity(&app, &token).await?;
         if identity.character_id != id {
@@ -167,7 +171,7 @@ pub(crate) async fn station<G: Game>(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<LedgerResponse>, ApiError> {
     app.ledger_limiter.check(peer.ip(), "ledger")?;
-    require_admin(&app, &headers)?;
+    require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     let query = parse_page(query)?;
     Ok(Json(page(&app, id, query).await?))
@@ -180,7 +184,7 @@ pub(crate) async fn audit<G: Game>(
     headers: HeaderMap,
 ) -> Result<Json<LedgerAudit>, ApiError> {
     app.ledger_limiter.check(peer.ip(), "ledger")?;
-    require_admin(&app, &headers)?;
+    require_operator(&app, &headers).await?;
     Ok(Json(app.node.store.audit_ledger().await?))
 }
 

@@ -1,19 +1,25 @@
 //! Orrery's front: HTTP and WebSocket endpoints, auth, admin, health and metrics, and server startup/shutdown.
 //!
 //! Modules:
+//! - [`body`]: JSON request bodies whose refusals name the field and the problem.
 //! - [`config`]: server configuration with working defaults.
 //! - [`server`]: the accept loop (hyper over the axum router, upgrades kept as raw TCP streams), with the
 //!   connection cap and the header, idle and drain timeouts.
 //! - [`limits`]: per-request limits: request timeout, body size, CORS, guest login rate, admission control.
 //! - [`ws`]: the WebSocket handshake that hands a connection to a session actor.
+//! - [`access`]: who calls an endpoint ([`access::Principal`]) and the one place capabilities are checked.
+//! - [`audit`]: the audit trail of admin actions.
 //! - [`auth`]: guest login and tokens.
 //! - [`admin`]: admin endpoints (regions, snapshots, crash hook).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`content`]: reading and writing galaxy content directories.
 //! - [`error`]: the API error type and its JSON form.
 
+pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod content;
 pub mod error;

@@ -1,0 +1,107 @@
+//! Who is calling an endpoint, and what they may do: the one place where capabilities are checked.
+//!
+//! A caller is a [`Principal`]: an account (with the capabilities granted to it) or a service credential (the
+//! static `--admin-token`, named `token:<name>` in the audit log). Admin endpoints need [`ADMIN`] or [`OPERATOR`]
+//! ([`require_operator`]); granting capabilities needs [`ADMIN`] ([`require_admin`]).
+
+use std::collections::BTreeSet;
+
+use axum::http::HeaderMap;
+use orrery_engine::Game;
+use uuid::Uuid;
+
+use crate::auth::bearer;
+use crate::error::ApiError;
+use crate::App;
+
+/// Full control, including granting capabilities.
+pub const ADMIN: &str = "admin";
+/// The admin control plane, except granting capabilities.
+pub const OPERATOR: &str = "operator";
+/// May enter the nexus region when the server requires it.
+pub const GALACTIC_CITIZEN: &str = "galactic_citizen";
+/// Every capability the server knows (a grant of another name is refused).
+pub const CAPABILITIES: &[&str] = &[ADMIN, OPERATOR, GALACTIC_CITIZEN];
+
+/// The caller of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A signed-in account.
+    Account {
+        id: Uuid,
+        username: String,
+        capabilities: BTreeSet<String>,
+    },
+    /// A service credential (the static admin token): it holds [`ADMIN`].
+    Service { name: String },
+}
+
+impl Principal {
+    /// How the audit log names the caller: `account:<uuid>` or `token:<name>`.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Principal::Account { id, .. } => format!("account:{id}"),
+            Principal::Service { name } => format!("token:{name}"),
+        }
+    }
+
+    /// Whether the caller holds a capability (a service credential holds [`ADMIN`] and [`OPERATOR`]).
+    pub fn has(&self, capability: &str) -> bool {
+        match self {
+            Principal::Account { capabilities, .. } => capabilities.contains(capability),
+            Principal::Service { .. } => capability == ADMIN || capability == OPERATOR,
+        }
+    }
+
+    /// The account behind the caller, if any.
+    pub fn account_id(&self) -> Option<Uuid> {
+        match self {
+            Principal::Account { id, .. } => Some(*id),
+            Principal::Service { .. } => None,
+        }
+    }
+}
+
+/// The name the audit log gives the static admin token (`token:admin`).
+pub const ADMIN_TOKEN_NAME: &str = "admin";
+
+/// The caller behind a request's bearer token (`401 unauthorized` when there is none or it is not valid).
+pub async fn principal<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let given = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    if let Some(expected) = &app.admin_token {
+        if constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+            return Ok(Principal::Service {
+                name: ADMIN_TOKEN_NAME.to_owned(),
+            });
+        }
+    }
+    Err(ApiError::Unauthorized)
+}
+
+/// The caller, who must hold one of `capabilities` (`403 forbidden` otherwise).
+pub async fn require_any<G: Game>(
+    app: &App<G>,
+    headers: &HeaderMap,
+    capabilities: &[&str],
+) -> Result<Principal, ApiError> {
+    let who = principal(app, headers).await?;
+    if capabilities.iter().any(|c| who.has(c)) {
+        Ok(who)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// The caller of an admin control: [`ADMIN`] or [`OPERATOR`].
+pub async fn require_operator<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    require_any(app, headers, &[ADMIN, OPERATOR]).await
+}
+
+/// The caller of a grant or revocation of capabilities: [`ADMIN`] only.
+pub async fn require_admin<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    require_any(app, headers, &[ADMIN]).await
+}
+
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
