@@ -484,3 +484,50 @@ async fn a_sector_that_crashes_replays_its_trades_without_writing_their_ledger_e
         result_holdings(&after_crash)
     );
 }
+
+/// A character parked in a sector that no longer exists (the world was regenerated) respawns with a new ship: what
+/// the old ship held goes back to the world and the new one is issued its opening, in one `respawn` transaction,
+/// so the ledger still says what the character holds. Both backends (the test's data directory picks the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_respawn_in_a_vanished_sector_retires_the_old_ship_in_the_ledger() {
+    let dir = temp_dir();
+    let mut server = TestServer::start_with(config(dir.clone())).await;
+    let (token, character) = server.guest("Respawned").await;
+    let mut j = Client::join(&server, &token, Encoding::Json).await;
+    let parked_in = j.sector;
+    let station = j.keyframe.stations[0].clone();
+    let listing = station.commodities[0];
+    let traded = j
+        .client
+        .trade(station.id, listing.commodity, Side::Buy, 2)
+        .await
+        .expect("accepted");
+    assert_ne!(
+        result_holdings(&traded),
+        ship_holdings(j.profile.credits, &j.profile.cargo)
+    );
+    j.client.close().await;
+    server.stop().await;
+
+    // Another seed: every sector id changes, so the parked ship's sector is gone.
+    let mut other = config(dir);
+    other.galaxy = orrery_api::GalaxySource::Generate(orrery_engine::galaxy::GenerateParams {
+        seed: 8,
+        ..small_galaxy()
+    });
+    let server = TestServer::start_with(other).await;
+    let j = Client::join(&server, &token, Encoding::Json).await;
+    assert_ne!(j.sector, parked_in);
+    let fresh = ship_holdings(j.profile.credits, &j.profile.cargo);
+    assert_ne!(fresh, result_holdings(&traded), "a new ship, not the old one");
+    assert_eq!(character_balances(&server, character, &token).await, fresh);
+    let (status, body) = get(&server, &format!("/v1/characters/{character}/ledger"), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("\"respawn\""), "{body}");
+    audit(&server).await;
+    // A second login finds the new ship parked: no second respawn.
+    j.client.close().await;
+    let j = Client::join(&server, &token, Encoding::Json).await;
+    assert_eq!(ship_holdings(j.profile.credits, &j.profile.cargo), fresh);
+    assert_eq!(character_balances(&server, character, &token).await, fresh);
+}

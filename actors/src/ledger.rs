@@ -88,6 +88,57 @@ pub fn opening(
     })
 }
 
+/// The id of the transaction that respawns a character whose parked ship was in a sector that no longer exists
+/// (one per parked ship: the same ship retired twice is one transaction).
+pub fn respawn_id(character: Uuid, parked_sector: Uuid, parked_avatar: &[u8]) -> Uuid {
+    derived_id(&[
+        b"orrery/ledger/respawn",
+        character.as_bytes(),
+        parked_sector.as_bytes(),
+        parked_avatar,
+    ])
+}
+
+/// A respawn: what the retired ship held goes back to the world (`retired`, the retired ship's opening entries,
+/// are reversed) and the new ship's opening (`issued`) is issued, netted per holder and asset; `None` when that
+/// nets to nothing.
+pub fn respawn(
+    id: Uuid,
+    at: i64,
+    character: Uuid,
+    retired: Vec<LedgerEntry>,
+    issued: Vec<LedgerEntry>,
+) -> Option<LedgerTx> {
+    let mut net: std::collections::BTreeMap<(HolderKind, Uuid, String), i64> = std::collections::BTreeMap::new();
+    for (sign, e) in retired
+        .into_iter()
+        .map(|e| (-1, e))
+        .chain(issued.into_iter().map(|e| (1, e)))
+    {
+        *net.entry((e.kind, e.holder, e.asset)).or_default() += sign * e.amount;
+    }
+    let entries: Vec<LedgerEntry> = net
+        .into_iter()
+        .filter(|(_, amount)| *amount != 0)
+        .map(|((kind, holder, asset), amount)| LedgerEntry {
+            kind,
+            holder,
+            asset,
+            amount,
+        })
+        .collect();
+    (!entries.is_empty()).then(|| LedgerTx {
+        id,
+        at,
+        kind: "respawn".to_owned(),
+        sector: None,
+        character: Some(character),
+        key: None,
+        reply: None,
+        entries,
+    })
+}
+
 /// A keyed command in flight is given up after this long (its sector died before answering): a repeat then starts
 /// over and finds the command's reply in the database if it was committed.
 const IN_FLIGHT_FOR: Duration = Duration::from_secs(30);

@@ -165,21 +165,40 @@ async fn load_avatar<G: Game>(
     persister: &Persister,
     identity: &Identity,
 ) -> Result<(SectorId, G::Avatar), SessionError> {
-    let (sector, avatar, new) = find_avatar(game, directory, store, identity).await?;
+    let found = find_avatar(game, directory, store, identity).await?;
+    let (sector, avatar) = (found.sector, found.avatar);
     let character = identity.character_id;
-    let entity = game.avatar_id(&avatar);
-    // The opening posts only to this avatar; any other avatar it named is recorded under its own id.
-    let entries = ledger::entries(
-        &game.avatar_opening(&avatar),
-        |e| if e == entity { character } else { e },
-    );
-    let opening = ledger::opening(
+    // An opening posts only to its avatar; any other avatar it named is recorded under its own id.
+    let entries_of = |avatar: &G::Avatar| {
+        let entity = game.avatar_id(avatar);
+        ledger::entries(
+            &game.avatar_opening(avatar),
+            |e| if e == entity { character } else { e },
+        )
+    };
+    // The character's opening (a no-op when it is stored already). A character from before the ledger opens with
+    // what its ship holds now.
+    let first = found.retired.as_ref().map_or(&avatar, |(_, old)| old);
+    let mut ledger_txs: Vec<_> = ledger::opening(
         ledger::character_opening_id(character),
         now_millis(),
         None,
         Some(character),
-        entries,
-    );
+        entries_of(first),
+    )
+    .into_iter()
+    .collect();
+    // The parked ship's sector is gone: what it held goes back to the world, the new ship is issued its own.
+    if let Some((parked, old)) = &found.retired {
+        ledger_txs.extend(ledger::respawn(
+            ledger::respawn_id(character, parked.sector, &parked.avatar),
+            now_millis(),
+            character,
+            entries_of(old),
+            entries_of(&avatar),
+        ));
+    }
+    let new = found.new;
     if new {
         let blob = postcard::to_allocvec(&avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
         let batch = PersistBatch {
@@ -188,45 +207,66 @@ async fn load_avatar<G: Game>(
                 sector,
                 avatar: blob,
             }],
-            ledger: opening.into_iter().collect(),
+            ledger: ledger_txs,
             ..PersistBatch::default()
         };
         write_within(persister, batch, LOGIN_WRITE_TIMEOUT).await?;
-    } else if let Some(tx) = opening {
-        // A character from before the ledger opens with what it holds now; for any other, the opening is stored
-        // already and this write changes nothing.
+    } else if !ledger_txs.is_empty() {
         persister.submit(PersistBatch {
-            ledger: vec![tx],
+            ledger: ledger_txs,
             ..PersistBatch::default()
         });
     }
     Ok((sector, avatar))
 }
 
-/// The character's parked avatar and its sector, or a newly spawned one (`true`).
+/// Where a login finds its character's ship.
+struct Found<G: Game> {
+    sector: SectorId,
+    avatar: G::Avatar,
+    /// Spawned now (its state and opening must be written before play).
+    new: bool,
+    /// The parked ship this spawn replaces (its sector no longer exists), as stored and decoded.
+    retired: Option<(ParkedAvatar, G::Avatar)>,
+}
+
+/// The character's parked avatar and its sector, or a newly spawned one.
 async fn find_avatar<G: Game>(
     game: &G,
     directory: &Directory<G>,
     store: &SharedStore,
     identity: &Identity,
-) -> Result<(SectorId, G::Avatar, bool), SessionError> {
+) -> Result<Found<G>, SessionError> {
+    let mut retired = None;
     if let Some(parked) = store.load_avatar(identity.character_id).await? {
         let avatar: G::Avatar =
             postcard::from_bytes(&parked.avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
         if directory.has_sector(parked.sector) {
-            return Ok((parked.sector, avatar, false));
+            return Ok(Found {
+                sector: parked.sector,
+                avatar,
+                new: false,
+                retired: None,
+            });
         }
         warn!(character = %identity.character_id, sector = %parked.sector, "parked in a sector that no longer exists; respawning");
+        retired = Some((parked, avatar));
     }
     let seed = CharacterSeed {
         character_id: identity.character_id,
         name: identity.name.clone(),
     };
     let (sector, avatar) = game.spawn(&seed, now_millis());
-    match store.spawn_sector(identity.character_id).await? {
-        Some(chosen) if directory.has_sector(chosen) => Ok((chosen, avatar, true)),
-        _ => Ok((sector, avatar, true)),
-    }
+    let sector = match store.spawn_sector(identity.character_id).await? {
+        Some(chosen) if directory.has_sector(chosen) => chosen,
+        _ => sector,
+    };
+    Ok(Found {
+        sector,
+        avatar,
+        new: true,
+        retired,
+    })
 }
 
 impl<G: Game> Actor for SessionActor<G> {
