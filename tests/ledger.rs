@@ -374,7 +374,7 @@ async fn a_keyed_trade_is_applied_once_and_its_repeats_get_the_original_answer()
             403,
             "forbidden",
         ),
-        ("/v1/admin/ledger/audit".to_owned(), None, 403, "forbidden"),
+        ("/v1/admin/ledger/audit".to_owned(), None, 401, "unauthorized"),
     ];
     for (path, token, status, code) in cases {
         let (got, body) = get(&server, &path, token).await;

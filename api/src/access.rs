@@ -75,7 +75,13 @@ pub async fn principal<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Pri
             });
         }
     }
-    Err(ApiError::Unauthorized)
+    // A player's login token names an account (which holds no capability until one is granted).
+    let identity = crate::auth::identity(app, &given).await?;
+    Ok(Principal::Account {
+        id: identity.account_id,
+        username: identity.name,
+        capabilities: BTreeSet::new(),
+    })
 }
 
 /// The caller, who must hold one of `capabilities` (`403 forbidden` otherwise).
