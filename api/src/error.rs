@@ -154,6 +154,7 @@ const PLAIN_ERROR_READ: usize = 16 * 1024;
 /// as one, naming what was wrong: the method and the allowed ones, the path, the limit.
 pub(crate) async fn json_errors(
     body_limit: usize,
+    table: std::sync::Arc<Vec<(axum::http::Method, &'static str)>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -178,16 +179,29 @@ pub(crate) async fn json_errors(
         Err(_) => String::new(),
     };
     let error = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path,
-            allowed: parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("none")
-                .to_owned(),
-        },
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let mut allowed: Vec<&str> = table
+                .iter()
+                .filter(|(_, template)| path_matches(template, &path))
+                .map(|(m, _)| m.as_str())
+                .collect();
+            allowed.dedup();
+            let allowed = if allowed.is_empty() {
+                parts
+                    .headers
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path,
+                allowed,
+            }
+        }
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(body_limit),
         StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") || text.contains("path param") => {
             ApiError::BadRequest("invalid_path", format!("{path}: {text}"))
@@ -217,4 +231,17 @@ pub(crate) async fn json_errors(
         }
     }
     rewritten
+}
+
+/// Whether a request path matches a route's path (`{name}` matches any one segment).
+fn path_matches(template: &str, path: &str) -> bool {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) if ts == ps || (ts.starts_with('{') && ts.ends_with('}') && !ps.is_empty()) => {}
+            _ => return false,
+        }
+    }
 }

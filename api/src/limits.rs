@@ -72,9 +72,15 @@ impl AddressLimiter {
 pub(crate) fn apply<G: Game>(routes: Router<Arc<App<G>>>, app: &App<G>) -> Router<Arc<App<G>>> {
     let timeout = app.http.request_timeout;
     let body_limit = app.http.body_limit;
+    let table: Arc<Vec<(Method, &'static str)>> = Arc::new(
+        crate::routes::<G>()
+            .iter()
+            .map(|r| (r.method.clone(), r.path))
+            .collect(),
+    );
     let routes = routes
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            crate::error::json_errors(body_limit, req, next)
+            crate::error::json_errors(body_limit, Arc::clone(&table), req, next)
         }))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
             match tokio::time::timeout(timeout, next.run(req)).await {
