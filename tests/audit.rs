@@ -337,3 +337,27 @@ async fn rows_cannot_be_changed_or_removed() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_without_a_result_reads_as_unknown() {
+    let mut server = TestServer::start().await;
+    let db = database(&server).await;
+    // What a server that died while the action ran leaves behind: the record, and no result.
+    exec(
+        &db,
+        "INSERT INTO audit_log (id, at, actor, action, target, params) \
+         VALUES ('6f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f', 1, 'token:admin', 'region.stop', 'r', '{\"why\":\"test\"}')",
+    )
+    .await
+    .unwrap();
+    let log = entries(&server, "").await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["result"], "unknown");
+    assert_eq!(log[0]["params"]["why"], "test");
+    assert_eq!(
+        (&log[0]["answer"], &log[0]["error"], &log[0]["done_at"]),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    assert_eq!(log[0]["time"], "1970-01-01T00:00:00.001Z");
+    server.stop().await;
+}

@@ -185,8 +185,16 @@ async fn http_errors_are_json_with_a_code() {
         "426 names the version it speaks"
     );
     assert_eq!(body(r).await, (426, "unsupported_version".into()));
+    // No credentials: 401; a credential that is not an admin's or operator's: 401 too (it names no principal).
     let r = http.post(server.url("/v1/admin/snapshot")).send().await.unwrap();
-    assert_eq!(body(r).await, (403, "forbidden".into()));
+    assert_eq!(body(r).await, (401, "unauthorized".into()));
+    let r = http
+        .post(server.url("/v1/admin/snapshot"))
+        .bearer_auth("not-the-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(r).await, (401, "unauthorized".into()));
     let r = http.get(server.url("/nope")).send().await.unwrap();
     assert_eq!(body(r).await, (404, "not_found".into()));
 }
