@@ -1,4 +1,7 @@
-//! The `orrery` binary: `serve` runs the server; `galaxy generate|validate` work with content directories.
+//! The `orrery` binary: `serve` runs the server; `galaxy generate|validate` work with content directories;
+//! `admin ...` calls a running server's admin API ([`admin_cli`]).
+
+mod admin_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +37,9 @@ enum Command {
     Migrate(MigrateCommand),
     /// Drive simulated clients against a running server and report what they measured (see docs/loadtest.md).
     Loadtest(Box<orrery_loadtest::LoadtestArgs>),
+    /// Call a running server's admin API (regions, sectors, sessions, snapshots, the audit log, ...): the JSON answer
+    /// on stdout, errors on stderr with a non-zero exit code (see docs/operations.md).
+    Admin(Box<admin_cli::AdminArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -452,6 +458,7 @@ fn main() -> anyhow::Result<ExitCode> {
             current_thread()?.block_on(purge_guests(older_than_days, store))
         }
         Command::Migrate(cmd) => current_thread()?.block_on(migrate(cmd)),
+        Command::Admin(args) => Ok(current_thread()?.block_on(admin_cli::run(*args))),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -135,7 +135,7 @@ async fn http_errors_are_json_with_a_code() {
         .send()
         .await
         .unwrap();
-    assert_eq!(body(r).await, (400, "invalid_body".into()));
+    assert_eq!(body(r).await, (400, "invalid_json".into()));
     let r = http
         .post(server.url("/v1/auth/guest"))
         .json(&serde_json::json!({"name": "x".repeat(40)}))

@@ -586,6 +586,15 @@ mod tests {
         async fn purge_guests(&self, _: i64) -> Result<u64, StoreError> {
             refused()
         }
+        async fn audit_begin(&self, _: &crate::store::AuditRecord) -> Result<(), StoreError> {
+            refused()
+        }
+        async fn audit_end(&self, _: &crate::store::AuditOutcome) -> Result<(), StoreError> {
+            refused()
+        }
+        async fn audit_log(&self, _: &crate::store::AuditQuery) -> Result<Vec<crate::store::AuditEntry>, StoreError> {
+            refused()
+        }
         async fn close(&self) {}
     }
 

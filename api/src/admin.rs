@@ -17,10 +17,16 @@ use crate::{audit, App};
 const ADMIN_CALL_MS: u64 = 10_000;
 
 pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest("invalid_id", format!("{raw:?} is not a UUID")))
+    crate::body::path_uuid("id", raw)
 }
 
 /// `GET /v1/admin/regions`: every region with its sectors and whether its supervisor runs.
+#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"regions\": [{\"id\", \"name\", \"nexus\", \"running\", \"sectors\"}], \"sessions\"}`", body = Object),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn regions<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -46,6 +52,19 @@ pub(crate) async fn regions<G: Game>(
 }
 
 /// `POST /v1/admin/regions/{id}/stop` and `/start`.
+#[utoipa::path(post, path = "/v1/admin/regions/{id}/{action}", tag = "admin", security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The region"),
+        ("action" = String, Path, description = "`stop` or `start`"),
+    ),
+    responses(
+        (status = 200, description = "`{\"region\", \"running\"}` (audited as `region.stop` / `region.start`)", body = Object),
+        (status = 400, description = "The id is not a UUID", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such region or action", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The audit log cannot be written: nothing was done", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn region_action<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -74,6 +93,13 @@ pub(crate) async fn region_action<G: Game>(
 }
 
 /// `POST /v1/admin/snapshot`: snapshot every sector now.
+#[utoipa::path(post, path = "/v1/admin/snapshot", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"sectors\": n}` (audited as `snapshot`)", body = Object),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The store or the audit log is not taking writes", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn snapshot<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -98,6 +124,15 @@ pub(crate) async fn snapshot<G: Game>(
 }
 
 /// `POST /v1/admin/sectors/{id}/crash`: debug hook (needs `--debug-hooks`) that makes the sector's actor panic.
+#[utoipa::path(post, path = "/v1/admin/sectors/{id}/crash", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The sector")),
+    responses(
+        (status = 202, description = "`{\"sector\", \"crash\": \"injected\"}` (audited as `sector.crash`)", body = Object),
+        (status = 400, description = "Not a UUID, or the server runs without --debug-hooks", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such sector", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn crash_sector<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -117,6 +152,14 @@ pub(crate) async fn crash_sector<G: Game>(
 
 /// `POST /v1/admin/nexus/crash`: debug hook (needs `--debug-hooks`) that makes the nexus actor fail; the node's root
 /// restarts it.
+#[utoipa::path(post, path = "/v1/admin/nexus/crash", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "`{\"nexus\": \"crash injected\"}` (audited as `nexus.crash`)", body = Object),
+        (status = 400, description = "The server runs without --debug-hooks", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No nexus", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn crash_nexus<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,

@@ -20,7 +20,7 @@ use crate::App;
 pub const MAX_NAME: usize = 32;
 
 /// The body of `POST /v1/auth/guest`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuestRequest {
     pub name: Option<String>,
@@ -34,8 +34,7 @@ pub fn parse_guest_body(body: &[u8]) -> Result<GuestRequest, ApiError> {
     let mut req: GuestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         GuestRequest::default()
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest("invalid_body", format!("expected {{\"name\": \"...\"}}: {e}")))?
+        crate::body::parse_json(body)?
     };
     if let Some(name) = req.name.take() {
         req.name = Some(valid_name(&name)?);
@@ -44,7 +43,7 @@ pub fn parse_guest_body(body: &[u8]) -> Result<GuestRequest, ApiError> {
 }
 
 /// The answer to a guest login.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GuestResponse {
     pub token: String,
     pub account_id: Uuid,
@@ -68,6 +67,16 @@ pub fn valid_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+#[utoipa::path(post, path = "/v1/auth/guest", tag = "auth",
+    request_body(content = Option<GuestRequest>, description = "Optional: an empty body means all defaults"),
+    responses(
+        (status = 200, description = "A guest account with one character, and its token", body = GuestResponse),
+        (status = 400, description = "Not JSON, an unknown field, a bad name (the message names it)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Guest login is disabled", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is over --http-body-limit", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many guest logins from this address", body = crate::openapi::ErrorBody),
+        (status = 503, description = "At capacity or shutting down", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn guest<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -78,7 +87,10 @@ pub(crate) async fn guest<G: Game>(
     }
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge(app.http.body_limit),
-        other => ApiError::BadRequest("invalid_body", other.body_text()),
+        other => ApiError::BadRequest(
+            "invalid_body",
+            format!("the request body could not be read: {}", other.body_text()),
+        ),
     })?;
     app.guest_limiter.check(peer.ip(), "guest_login")?;
     app.admit_session()?;
@@ -113,6 +125,8 @@ pub(crate) async fn guest<G: Game>(
 }
 
 /// `GET /v1/world`: the regions and sectors of the world (public).
+#[utoipa::path(get, path = "/v1/world", tag = "auth",
+    responses((status = 200, description = "`{\"regions\": [{\"id\", \"name\", \"nexus\", \"sectors\": [{\"id\", \"name\"}]}]}`", body = Object)))]
 pub(crate) async fn world<G: Game>(State(app): State<Arc<App<G>>>) -> Json<serde_json::Value> {
     let regions: Vec<serde_json::Value> = app
         .node

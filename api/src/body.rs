@@ -2,6 +2,7 @@
 //! unknown or missing or of the wrong type, too large), so no endpoint answers a bare `invalid_body`.
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Request};
 use std::sync::Arc;
 
@@ -60,10 +61,36 @@ where
             axum::extract::rejection::BytesRejection::FailedToBufferBody(_) => {
                 ApiError::TooLarge(state.http.body_limit)
             }
-            other => ApiError::BadRequest("invalid_body", other.body_text()),
+            other => ApiError::BadRequest(
+                "invalid_body",
+                format!("the request body could not be read: {}", other.body_text()),
+            ),
         })?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A query string that did not deserialize, as `400 invalid_query` naming the parameter (`query parameter
+/// `limit`: invalid digit found in string`) or what is wrong with the whole (an unknown parameter, with the known
+/// ones).
+pub fn query_error(rejection: QueryRejection) -> ApiError {
+    let text = rejection.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    let message = match detail.split_once(": ") {
+        Some((param, rest)) if !param.is_empty() && param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            format!("query parameter `{param}`: {rest}")
+        }
+        _ => format!("query string: {detail}"),
+    };
+    ApiError::BadRequest("invalid_query", message)
+}
+
+/// A UUID taken from the path, as `400 invalid_id` naming the parameter when it is not one.
+pub fn path_uuid(param: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ApiError::BadRequest("invalid_id", format!("path parameter `{param}`: {raw:?} is not a UUID")))
 }
 
 #[cfg(test)]
@@ -102,5 +129,30 @@ mod tests {
         let (code, _) = message(b"  ");
         assert_eq!(code, "invalid_json");
         assert!(parse_json::<Login>(br#"{"username":"a","password":"b"}"#).is_ok());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Page {
+        limit: Option<u32>,
+    }
+
+    fn query(raw: &str) -> String {
+        let uri: axum::http::Uri = format!("/x?{raw}").parse().unwrap();
+        match axum::extract::Query::<Page>::try_from_uri(&uri) {
+            Err(e) => query_error(e).to_string(),
+            Ok(_) => panic!("{raw} was taken"),
+        }
+    }
+
+    #[test]
+    fn query_refusals_name_the_parameter() {
+        let m = query("limit=abc");
+        assert!(m.starts_with("query parameter `limit`:"), "{m}");
+        let m = query("lmit=3");
+        assert!(m.contains("unknown field `lmit`"), "{m}");
+        let e = path_uuid("id", "nope").unwrap_err();
+        assert!(e.to_string().contains("`id`") && e.to_string().contains("nope"), "{e}");
     }
 }

@@ -35,10 +35,17 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up: `{\"status\": \"ok\"}`", body = Object)))]
 pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ready\", \"sessions\", \"sectors\": {\"total\", \"running\"}}`", body = Object),
+        (status = 503, description = "Shutting down: `{\"status\": \"shutting_down\"}`", body = Object),
+    ))]
 pub(crate) async fn readyz<G: Game>(State(app): State<Arc<App<G>>>) -> impl IntoResponse {
     if app.is_shutting_down() {
         (
@@ -60,6 +67,8 @@ pub(crate) async fn readyz<G: Game>(State(app): State<Arc<App<G>>>) -> impl Into
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics<G: Game>(State(app): State<Arc<App<G>>>) -> impl IntoResponse {
     metrics::gauge!("orrery_sessions_connected").set(app.node.directory.session_count() as f64);
     (

@@ -38,14 +38,14 @@ pub struct PageQuery {
 }
 
 /// One entry of a transaction, as the holder sees it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Entry {
     pub asset: String,
     pub amount: i64,
 }
 
 /// One transaction of a holder's ledger, with the holder's entries in it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Transaction {
     pub id: Uuid,
     /// Milliseconds since the Unix epoch.
@@ -59,7 +59,7 @@ pub struct Transaction {
 }
 
 /// A page of a holder's ledger.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerResponse {
     pub holder: Uuid,
     /// What the holder holds according to the whole ledger (not only this page), per asset.
@@ -87,7 +87,7 @@ fn parse_cursor(raw: &str) -> Result<(i64, Uuid), ApiError> {
 
 /// Checks a page query.
 pub fn parse_page(query: Result<Query<PageQuery>, QueryRejection>) -> Result<LedgerPage, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(crate::body::query_error)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::BadRequest(
@@ -139,6 +139,19 @@ async fn page<G: Game>(app: &App<G>, holder: Uuid, page: LedgerPage) -> Result<L
 }
 
 /// `GET /v1/characters/{id}/ledger`: the character's owner (its login token) or an admin.
+#[utoipa::path(get, path = "/v1/characters/{id}/ledger", tag = "ledger", security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The character"),
+        ("limit" = Option<u32>, Query, description = "Transactions per page (1 to 200, default 50)"),
+        ("before" = Option<String>, Query, description = "The `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of the character's ledger, newest first", body = LedgerResponse),
+        (status = 400, description = "A bad id, limit or cursor (the message names it)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not the character's owner (nor an operator)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many reads from this address", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn character<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -163,6 +176,19 @@ pub(crate) async fn character<G: Game>(
 }
 
 /// `GET /v1/admin/stations/{id}/ledger`.
+#[utoipa::path(get, path = "/v1/admin/stations/{id}/ledger", tag = "ledger", security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The station"),
+        ("limit" = Option<u32>, Query, description = "Transactions per page (1 to 200, default 50)"),
+        ("before" = Option<String>, Query, description = "The `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of the station's ledger, newest first", body = LedgerResponse),
+        (status = 400, description = "A bad id, limit or cursor (the message names it)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many reads from this address", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn station<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -178,6 +204,13 @@ pub(crate) async fn station<G: Game>(
 }
 
 /// `GET /v1/admin/ledger/audit`: every transaction checked, and what the world issued per asset.
+#[utoipa::path(get, path = "/v1/admin/ledger/audit", tag = "ledger", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"transactions\", \"unbalanced\", \"issued\": {asset: total}}`", body = Object),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many reads from this address", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn audit<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,

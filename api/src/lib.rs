@@ -8,7 +8,8 @@
 //! - [`limits`]: per-request limits: request timeout, body size, CORS, guest login rate, admission control.
 //! - [`ws`]: the WebSocket handshake that hands a connection to a session actor.
 //! - [`access`]: who calls an endpoint ([`access::Principal`]) and the one place capabilities are checked.
-//! - [`audit`]: the audit trail of admin actions.
+//! - [`audit`]: the audit trail of admin actions and `GET /v1/admin/audit`.
+//! - [`openapi`]: the OpenAPI document (`GET /v1/openapi.json`), generated from the handlers' annotations.
 //! - [`auth`]: guest login and tokens.
 //! - [`admin`]: admin endpoints (regions, snapshots, crash hook).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod health;
 pub mod ledger;
 pub mod limits;
+pub mod openapi;
 pub mod server;
 pub mod ws;
 
@@ -34,7 +36,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::routing::{get, post};
+use axum::http::Method;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use orrery_actors::store::postgres::PgStore;
@@ -69,6 +72,8 @@ pub struct App<G: Game> {
     pub guest_limiter: limits::AddressLimiter,
     /// Ledger reads per client address.
     pub ledger_limiter: limits::AddressLimiter,
+    /// Audit log reads per client address (the ledger reads' rate).
+    pub audit_limiter: limits::AddressLimiter,
     shutting_down: AtomicBool,
 }
 
@@ -91,36 +96,105 @@ impl<G: Game> App<G> {
     }
 }
 
-/// Health, metrics and admin routes: what the reserve connections past the cap may reach.
-fn operator_routes<G: Game>() -> Router<Arc<App<G>>> {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz::<G>))
-        .route("/metrics", get(health::metrics::<G>))
-        .route("/v1/admin/regions", get(admin::regions::<G>))
-        .route("/v1/admin/regions/{id}/{action}", post(admin::region_action::<G>))
-        .route("/v1/admin/snapshot", post(admin::snapshot::<G>))
-        .route("/v1/admin/sectors/{id}/crash", post(admin::crash_sector::<G>))
-        .route("/v1/admin/nexus/crash", post(admin::crash_nexus::<G>))
-        .route("/v1/admin/stations/{id}/ledger", get(ledger::station::<G>))
-        .route("/v1/admin/ledger/audit", get(ledger::audit::<G>))
+/// One route the server serves.
+pub struct Route<G: Game> {
+    pub method: Method,
+    /// The path as axum matches it (`/v1/admin/regions/{id}/{action}`), which is also its path in the OpenAPI
+    /// document.
+    pub path: &'static str,
+    /// Also served on the reserve connections past the connection cap (health, metrics, admin).
+    pub reserve: bool,
+    handler: MethodRouter<Arc<App<G>>>,
+}
+
+impl<G: Game> Route<G> {
+    fn new<H, T>(method: Method, path: &'static str, reserve: bool, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<App<G>>>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        Self {
+            method,
+            path,
+            reserve,
+            handler: on(filter, handler),
+        }
+    }
+}
+
+/// Every route the server serves: the one list that both routers are built from and that the OpenAPI test checks
+/// against the document (`openapi::tests`). A new endpoint goes here, with `#[utoipa::path]` on its handler and the
+/// handler listed in [`openapi::ApiDoc`].
+pub fn routes<G: Game>() -> Vec<Route<G>> {
+    const OPERATOR: bool = true;
+    const PUBLIC: bool = false;
+    vec![
+        Route::new(Method::GET, "/healthz", OPERATOR, health::healthz),
+        Route::new(Method::GET, "/readyz", OPERATOR, health::readyz::<G>),
+        Route::new(Method::GET, "/metrics", OPERATOR, health::metrics::<G>),
+        Route::new(Method::GET, "/v1/openapi.json", OPERATOR, openapi::openapi_json),
+        Route::new(Method::GET, "/v1/admin/regions", OPERATOR, admin::regions::<G>),
+        Route::new(
+            Method::POST,
+            "/v1/admin/regions/{id}/{action}",
+            OPERATOR,
+            admin::region_action::<G>,
+        ),
+        Route::new(Method::POST, "/v1/admin/snapshot", OPERATOR, admin::snapshot::<G>),
+        Route::new(
+            Method::POST,
+            "/v1/admin/sectors/{id}/crash",
+            OPERATOR,
+            admin::crash_sector::<G>,
+        ),
+        Route::new(Method::POST, "/v1/admin/nexus/crash", OPERATOR, admin::crash_nexus::<G>),
+        Route::new(
+            Method::GET,
+            "/v1/admin/stations/{id}/ledger",
+            OPERATOR,
+            ledger::station::<G>,
+        ),
+        Route::new(Method::GET, "/v1/admin/ledger/audit", OPERATOR, ledger::audit::<G>),
+        Route::new(Method::GET, "/v1/admin/audit", OPERATOR, audit::list::<G>),
+        Route::new(Method::POST, "/v1/auth/guest", PUBLIC, auth::guest::<G>),
+        Route::new(Method::GET, "/v1/world", PUBLIC, auth::world::<G>),
+        Route::new(
+            Method::GET,
+            "/v1/characters/{id}/ledger",
+            PUBLIC,
+            ledger::character::<G>,
+        ),
+        Route::new(Method::GET, "/v1/ws", PUBLIC, ws::upgrade::<G>),
+    ]
+}
+
+/// A router of the routes `keep` selects.
+fn build<G: Game>(keep: impl Fn(&Route<G>) -> bool) -> Router<Arc<App<G>>> {
+    routes::<G>()
+        .into_iter()
+        .filter(|r| keep(r))
+        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+}
+
+/// `404 not_found` naming the method and path asked for.
+async fn no_such_endpoint(method: Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::NotFound(format!(
+        "no endpoint {method} {}; the endpoints are listed in /v1/openapi.json",
+        uri.path()
+    ))
 }
 
 /// The HTTP routes.
 pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
-    let routes = operator_routes::<G>()
-        .route("/v1/auth/guest", post(auth::guest::<G>))
-        .route("/v1/world", get(auth::world::<G>))
-        .route("/v1/characters/{id}/ledger", get(ledger::character::<G>))
-        .route("/v1/ws", get(ws::upgrade::<G>))
-        .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) });
+    let routes = build::<G>(|_| true).fallback(no_such_endpoint);
     limits::apply(routes, &app).with_state(app)
 }
 
 /// The routes served on connections past the connection cap: health, metrics and admin; everything else gets
 /// `503 at_capacity`.
 pub fn reserve_router<G: Game>(app: Arc<App<G>>) -> Router {
-    let routes = operator_routes::<G>().fallback(|| async {
+    let routes = build::<G>(|r| r.reserve).fallback(|| async {
         metrics::counter!("orrery_admission_refused_total").increment(1);
         error::ApiError::AtCapacity("connections")
     });
@@ -230,6 +304,7 @@ pub async fn start_with<G: Game>(
         connections: Arc::new(server::ConnCounts::default()),
         guest_limiter: limits::AddressLimiter::new(config.guests.per_minute, config.guests.burst),
         ledger_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
+        audit_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
         shutting_down: AtomicBool::new(false),
     });
     let chores = limits::spawn_chores(Arc::clone(&app), config.guests.ttl);

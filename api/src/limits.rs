@@ -1,5 +1,6 @@
 //! Per-request limits of the HTTP API: request timeout (408), body size (413), CORS and the WebSocket's `Origin`
-//! check, guest logins per client address (429 with `Retry-After`), and the chores that keep them bounded (the
+//! check, guest logins, ledger reads and audit log reads per client address (429 with `Retry-After`), every error
+//! of a lower layer rewritten as JSON ([`crate::error::json_errors`]), and the chores that keep them bounded (the
 //! limiter forgets idle addresses; expired guests are purged).
 
 use std::net::IpAddr;
@@ -70,7 +71,17 @@ impl AddressLimiter {
 /// Wraps `routes` in the request timeout, the body limit and, when origins are configured, CORS.
 pub(crate) fn apply<G: Game>(routes: Router<Arc<App<G>>>, app: &App<G>) -> Router<Arc<App<G>>> {
     let timeout = app.http.request_timeout;
+    let body_limit = app.http.body_limit;
+    let table: Arc<Vec<(Method, &'static str)>> = Arc::new(
+        crate::routes::<G>()
+            .iter()
+            .map(|r| (r.method.clone(), r.path))
+            .collect(),
+    );
     let routes = routes
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            crate::error::json_errors(body_limit, Arc::clone(&table), req, next)
+        }))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
             match tokio::time::timeout(timeout, next.run(req)).await {
                 Ok(response) => response,
@@ -134,6 +145,7 @@ pub(crate) fn spawn_chores<G: Game>(app: Arc<App<G>>, guest_ttl: Option<Duration
             minute.tick().await;
             app.guest_limiter.forget_idle();
             app.ledger_limiter.forget_idle();
+            app.audit_limiter.forget_idle();
             if let Some(ttl) = guest_ttl {
                 if ticks % 60 == 0 {
                     let cutoff = orrery_actors::store::now_millis() - ttl.as_millis() as i64;

@@ -107,6 +107,17 @@ fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
         })
 }
 
+#[utoipa::path(get, path = "/v1/ws", tag = "world",
+    params(("token" = Option<String>, Query, description = "The login token (or `Authorization: Bearer`)")),
+    responses(
+        (status = 101, description = "WebSocket (subprotocol `orrery.json.v1` or `orrery.bin.v1`; see docs/protocol.md)"),
+        (status = 400, description = "Not a valid WebSocket upgrade, or no subprotocol we speak", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Origin not allowed", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The character's other session did not let go in time", body = crate::openapi::ErrorBody),
+        (status = 426, description = "Sec-WebSocket-Version is not 13", body = crate::openapi::ErrorBody),
+        (status = 503, description = "At capacity or shutting down", body = crate::openapi::ErrorBody),
+    ))]
 pub(crate) async fn upgrade<G: Game>(
     State(app): State<Arc<App<G>>>,
     Query(q): Query<WsQuery>,

@@ -1,7 +1,8 @@
 //! Migrations, owned by module (`migrations/<module>/<backend>/`), applied by one migrator with one version table.
 //!
 //! Modules, in dependency order: `identity` (accounts, tokens), `world` (characters and their parked ships, sector
-//! snapshots; needs identity), `economy` (the double-entry ledger and the replies of keyed commands; needs world). Each module has the same migrations for both backends. Versions are
+//! snapshots; needs identity), `economy` (the double-entry ledger and the replies of keyed commands; needs world), `audit` (the append-only
+//! log of admin actions). Each module has the same migrations for both backends. Versions are
 //! `YYYYMMDDHHMMSS` stamps, unique across modules, so version order is the order they were written in, which
 //! respects dependencies (a migration can only rely on ones written before it). They are merged into one
 //! [`sqlx::migrate::Migrator`] (sqlx's `_sqlx_migrations` table records what was applied).
@@ -55,17 +56,19 @@ pub async fn connect(database_url: Option<&str>, sqlite_file: &std::path::Path) 
 const LEGACY_VERSION: i64 = 1;
 
 /// Every module's migrations for `backend`, in dependency order.
-fn modules(backend: Backend) -> [(&'static str, Migrator); 3] {
+fn modules(backend: Backend) -> [(&'static str, Migrator); 4] {
     match backend {
         Backend::Sqlite => [
             ("identity", sqlx::migrate!("../migrations/identity/sqlite")),
             ("world", sqlx::migrate!("../migrations/world/sqlite")),
             ("economy", sqlx::migrate!("../migrations/economy/sqlite")),
+            ("audit", sqlx::migrate!("../migrations/audit/sqlite")),
         ],
         Backend::Postgres => [
             ("identity", sqlx::migrate!("../migrations/identity/postgres")),
             ("world", sqlx::migrate!("../migrations/world/postgres")),
             ("economy", sqlx::migrate!("../migrations/economy/postgres")),
+            ("audit", sqlx::migrate!("../migrations/audit/postgres")),
         ],
     }
 }
@@ -238,10 +241,10 @@ mod tests {
     async fn a_fresh_database_gets_every_module_in_order_then_nothing_more() {
         for (pool, _db) in fresh().await {
             let before = status(&pool).await.unwrap();
-            assert_eq!(before.pending(), 5);
+            assert_eq!(before.pending(), 6);
             let modules: Vec<&str> = before.known.iter().map(|m| m.module).collect();
-            assert_eq!(modules, ["identity", "world", "world", "world", "economy"]);
-            assert_eq!(up(&pool).await.unwrap(), 5);
+            assert_eq!(modules, ["identity", "world", "world", "world", "economy", "audit"]);
+            assert_eq!(up(&pool).await.unwrap(), 6);
             assert_eq!(up(&pool).await.unwrap(), 0);
             assert!(status(&pool).await.unwrap().known.iter().all(|m| m.applied));
         }
@@ -262,7 +265,7 @@ mod tests {
             "the legacy migration is known: {:?}",
             before.unknown
         );
-        assert_eq!(up(&pool).await.unwrap(), 5);
+        assert_eq!(up(&pool).await.unwrap(), 6);
         let name: String = sqlx::query("SELECT name FROM accounts WHERE id = 'a'")
             .fetch_one(p)
             .await

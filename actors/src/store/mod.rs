@@ -150,6 +150,59 @@ pub struct LedgerAudit {
     pub issued: std::collections::BTreeMap<String, i64>,
 }
 
+/// An admin action as written to the audit log before it takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// `account:<uuid>` or `token:<name>`.
+    pub actor: String,
+    /// e.g. `region.stop`.
+    pub action: String,
+    pub target: Option<String>,
+    /// The action's parameters, as JSON text.
+    pub params: String,
+}
+
+/// The result of an admin action, written once it has run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditOutcome {
+    /// The [`AuditRecord::id`] of the action.
+    pub id: Uuid,
+    pub at: i64,
+    pub ok: bool,
+    /// JSON text: the answer when `ok`, else `{"status", "code", "message"}`.
+    pub result: String,
+}
+
+/// An admin action read back from the audit log, with its result if one was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub record: AuditRecord,
+    pub outcome: Option<AuditOutcome>,
+}
+
+/// Which audit log entries to read: newest first, at most `limit`, older than `before` (an entry's `(at, id)`),
+/// and matching every filter given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub before: Option<(i64, Uuid)>,
+    pub limit: u32,
+    /// Exact actor (`account:<uuid>`, `token:admin`).
+    pub actor: Option<String>,
+    /// Exact action name.
+    pub action: Option<String>,
+    /// Action names starting with this.
+    pub action_prefix: Option<String>,
+    /// Exact target.
+    pub target: Option<String>,
+    /// At or after (ms since the epoch).
+    pub since: Option<i64>,
+    /// At or before (ms since the epoch).
+    pub until: Option<i64>,
+}
+
 /// Everything one write puts in the database, in one transaction.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
@@ -205,6 +258,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes guest accounts (with their tokens and characters) created before `idle_before` (ms since the
     /// epoch) whose characters have not been written since either; returns how many accounts went.
     async fn purge_guests(&self, idle_before: i64) -> Result<u64, StoreError>;
+    /// Appends an admin action to the audit log (before it takes effect: an error means it must not run).
+    async fn audit_begin(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Appends the result of an admin action written by [`Store::audit_begin`].
+    async fn audit_end(&self, outcome: &AuditOutcome) -> Result<(), StoreError>;
+    /// A page of the audit log, newest first.
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
     /// Flushes and closes the store.
     async fn close(&self);
 }
@@ -604,6 +663,143 @@ mod tests {
             assert!(matches!(store.save(&fenced).await, Err(StoreError::Fenced(_))));
             assert_eq!(store.audit_ledger().await.unwrap().transactions, 0);
             assert_eq!(store.keyed_reply(who, "k").await.unwrap(), None);
+            store.close().await;
+        }
+    }
+
+    fn record(at: i64, actor: &str, action: &str, target: Option<&str>) -> AuditRecord {
+        AuditRecord {
+            id: Uuid::new_v4(),
+            at,
+            actor: actor.into(),
+            action: action.into(),
+            target: target.map(str::to_owned),
+            params: r#"{"hz":10}"#.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_is_append_only_paged_newest_first_and_filtered() {
+        for place in places().await {
+            let store = place.open().await;
+            let a = record(10, "token:admin", "region.stop", Some("r1"));
+            let b = record(20, "account:x", "region.start", Some("r1"));
+            let c = record(30, "token:admin", "snapshot", None);
+            for r in [&a, &b, &c] {
+                store.audit_begin(r).await.unwrap();
+            }
+            let done = AuditOutcome {
+                id: a.id,
+                at: 11,
+                ok: true,
+                result: r#"{"running":false}"#.into(),
+            };
+            store.audit_end(&done).await.unwrap();
+            // A second result for the same action is refused: one result per action.
+            assert!(store.audit_end(&done).await.is_err());
+            let all = |q: AuditQuery| {
+                let store = Arc::clone(&store);
+                async move { store.audit_log(&AuditQuery { limit: 10, ..q }).await.unwrap() }
+            };
+            let page = all(AuditQuery::default()).await;
+            let ids: Vec<Uuid> = page.iter().map(|e| e.record.id).collect();
+            assert_eq!(ids, [c.id, b.id, a.id]);
+            // JSON is compared as JSON (PostgreSQL's jsonb normalizes the text).
+            let json = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
+            let got = page[2].outcome.clone().unwrap();
+            assert_eq!((got.id, got.at, got.ok), (done.id, done.at, done.ok));
+            assert_eq!(json(&got.result), json(&done.result));
+            let mut record = page[2].record.clone();
+            assert_eq!(json(&record.params), json(&a.params));
+            record.params = a.params.clone();
+            assert_eq!(record, a);
+            assert_eq!(page[0].outcome, None, "no result yet: unknown");
+            let first = store
+                .audit_log(&AuditQuery {
+                    limit: 2,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(first.len(), 2);
+            let last = first.last().unwrap();
+            let rest = all(AuditQuery {
+                before: Some((last.record.at, last.record.id)),
+                ..Default::default()
+            })
+            .await;
+            assert_eq!(rest.iter().map(|e| e.record.id).collect::<Vec<_>>(), [a.id]);
+            let by_actor = all(AuditQuery {
+                actor: Some("token:admin".into()),
+                ..Default::default()
+            })
+            .await;
+            assert_eq!(by_actor.len(), 2);
+            let by_prefix = all(AuditQuery {
+                action_prefix: Some("region.".into()),
+                ..Default::default()
+            })
+            .await;
+            assert_eq!(by_prefix.len(), 2);
+            let exact = all(AuditQuery {
+                action: Some("region".into()),
+                ..Default::default()
+            })
+            .await;
+            assert!(exact.is_empty());
+            let by_target = all(AuditQuery {
+                target: Some("r1".into()),
+                since: Some(15),
+                ..Default::default()
+            })
+            .await;
+            assert_eq!(by_target.iter().map(|e| e.record.id).collect::<Vec<_>>(), [b.id]);
+            let until = all(AuditQuery {
+                until: Some(20),
+                ..Default::default()
+            })
+            .await;
+            assert_eq!(until.len(), 2);
+            store.close().await;
+            // Rows cannot be changed or removed, whoever asks.
+            let refused = |r: Result<(), sqlx::Error>| assert!(r.is_err(), "{r:?}");
+            match &place {
+                Place::Sqlite(path) => {
+                    let pool = SqliteStore::pool(path).await.unwrap();
+                    for sql in [
+                        "UPDATE audit_log SET actor = 'x'",
+                        "DELETE FROM audit_log",
+                        "UPDATE audit_results SET ok = 0",
+                        "DELETE FROM audit_results",
+                    ] {
+                        refused(sqlx::query(sql).execute(&pool).await.map(|_| ()));
+                    }
+                }
+                Place::Postgres(db) => {
+                    let pool = PgStore::pool(&db.url).await.unwrap();
+                    for sql in [
+                        "UPDATE audit_log SET actor = 'x'",
+                        "DELETE FROM audit_log",
+                        "TRUNCATE audit_log CASCADE",
+                        "UPDATE audit_results SET ok = false",
+                        "DELETE FROM audit_results",
+                    ] {
+                        refused(sqlx::query(sql).execute(&pool).await.map(|_| ()));
+                    }
+                }
+            }
+            let store = place.open().await;
+            assert_eq!(
+                store
+                    .audit_log(&AuditQuery {
+                        limit: 10,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .len(),
+                3
+            );
             store.close().await;
         }
     }

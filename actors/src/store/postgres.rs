@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    last_per_character, last_per_sector, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity,
-    LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
+    last_per_character, last_per_sector, ledger_lines, now_millis, token_hash, AuditEntry, AuditOutcome, AuditQuery,
+    AuditRecord, Batch, HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, SectorSnapshot, Store,
+    StoreError,
 };
 
 /// How long connecting (and every later wait for a pooled connection) may take before it fails.
@@ -372,6 +373,84 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         Ok(gone)
+    }
+
+    async fn audit_begin(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor, action, target, params) \
+             VALUES ($1::uuid, $2, $3, $4, $5, $6::jsonb)",
+        )
+        .bind(record.id.to_string())
+        .bind(record.at)
+        .bind(&record.actor)
+        .bind(&record.action)
+        .bind(&record.target)
+        .bind(&record.params)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_end(&self, outcome: &AuditOutcome) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_results (audit_id, at, ok, result) VALUES ($1::uuid, $2, $3, $4::jsonb)")
+            .bind(outcome.id.to_string())
+            .bind(outcome.at)
+            .bind(outcome.ok)
+            .bind(&outcome.result)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let (before_at, before_id) = query.before.unwrap_or((i64::MAX, Uuid::nil()));
+        let rows = sqlx::query(
+            "SELECT l.id::text AS id, l.at, l.actor, l.action, l.target, l.params::text AS params, \
+             r.at AS r_at, r.ok AS r_ok, r.result::text AS r_result \
+             FROM audit_log l LEFT JOIN audit_results r ON r.audit_id = l.id \
+             WHERE (l.at < $1 OR (l.at = $1 AND l.id < $2::uuid)) \
+             AND ($3::text IS NULL OR l.actor = $3) AND ($4::text IS NULL OR l.action = $4) \
+             AND ($5::text IS NULL OR substr(l.action, 1, length($5)) = $5) \
+             AND ($6::text IS NULL OR l.target = $6) AND ($7::bigint IS NULL OR l.at >= $7) \
+             AND ($8::bigint IS NULL OR l.at <= $8) \
+             ORDER BY l.at DESC, l.id DESC LIMIT $9",
+        )
+        .bind(before_at)
+        .bind(before_id.to_string())
+        .bind(&query.actor)
+        .bind(&query.action)
+        .bind(&query.action_prefix)
+        .bind(&query.target)
+        .bind(query.since)
+        .bind(query.until)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id = uuid_of(r, "id")?;
+                let outcome = match r.try_get::<Option<i64>, _>("r_at")? {
+                    Some(at) => Some(AuditOutcome {
+                        id,
+                        at,
+                        ok: r.try_get("r_ok")?,
+                        result: r.try_get("r_result")?,
+                    }),
+                    None => None,
+                };
+                Ok(AuditEntry {
+                    record: AuditRecord {
+                        id,
+                        at: r.try_get("at")?,
+                        actor: r.try_get("actor")?,
+                        action: r.try_get("action")?,
+                        target: r.try_get("target")?,
+                        params: r.try_get("params")?,
+                    },
+                    outcome,
+                })
+            })
+            .collect()
     }
 
     async fn close(&self) {

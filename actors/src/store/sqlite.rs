@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    last_per_character, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity, LedgerAudit, LedgerLine,
-    LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
+    last_per_character, ledger_lines, now_millis, token_hash, AuditEntry, AuditOutcome, AuditQuery, AuditRecord, Batch,
+    HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
 };
 
 /// SQLite-backed [`Store`].
@@ -381,6 +381,79 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM purge_ids").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(gone)
+    }
+
+    async fn audit_begin(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, params) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(record.id.to_string())
+            .bind(record.at)
+            .bind(&record.actor)
+            .bind(&record.action)
+            .bind(&record.target)
+            .bind(&record.params)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_end(&self, outcome: &AuditOutcome) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_results (audit_id, at, ok, result) VALUES (?, ?, ?, ?)")
+            .bind(outcome.id.to_string())
+            .bind(outcome.at)
+            .bind(outcome.ok)
+            .bind(&outcome.result)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let (before_at, before_id) = query
+            .before
+            .map_or((i64::MAX, String::new()), |(at, id)| (at, id.to_string()));
+        let rows = sqlx::query(
+            "SELECT l.id AS id, l.at AS at, l.actor AS actor, l.action AS action, l.target AS target, \
+             l.params AS params, r.at AS r_at, r.ok AS r_ok, r.result AS r_result \
+             FROM audit_log l LEFT JOIN audit_results r ON r.audit_id = l.id \
+             WHERE (l.at < ?1 OR (l.at = ?1 AND l.id < ?2)) \
+             AND (?3 IS NULL OR l.actor = ?3) AND (?4 IS NULL OR l.action = ?4) \
+             AND (?5 IS NULL OR substr(l.action, 1, length(?5)) = ?5) \
+             AND (?6 IS NULL OR l.target = ?6) AND (?7 IS NULL OR l.at >= ?7) AND (?8 IS NULL OR l.at <= ?8) \
+             ORDER BY l.at DESC, l.id DESC LIMIT ?9",
+        )
+        .bind(before_at)
+        .bind(before_id)
+        .bind(&query.actor)
+        .bind(&query.action)
+        .bind(&query.action_prefix)
+        .bind(&query.target)
+        .bind(query.since)
+        .bind(query.until)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id = parse_uuid(r.get::<&str, _>("id"))?;
+                let outcome = r.get::<Option<i64>, _>("r_at").map(|at| AuditOutcome {
+                    id,
+                    at,
+                    ok: r.get("r_ok"),
+                    result: r.get("r_result"),
+                });
+                Ok(AuditEntry {
+                    record: AuditRecord {
+                        id,
+                        at: r.get("at"),
+                        actor: r.get("actor"),
+                        action: r.get("action"),
+                        target: r.get("target"),
+                        params: r.get("params"),
+                    },
+                    outcome,
+                })
+            })
+            .collect()
     }
 
     async fn close(&self) {
