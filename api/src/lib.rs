@@ -7,6 +7,8 @@
 //!   connection cap and the header, idle and drain timeouts.
 //! - [`limits`]: per-request limits: request timeout, body size, CORS, guest login rate, admission control.
 //! - [`ws`]: the WebSocket handshake that hands a connection to a session actor.
+//! - [`accounts`]: registration, password login, refresh tokens, characters, guest upgrade, capability grants.
+//! - [`tokens`]: password hashes, access tokens (JWT), refresh tokens and the signing key.
 //! - [`access`]: who calls an endpoint ([`access::Principal`]) and the one place capabilities are checked.
 //! - [`audit`]: the audit trail of admin actions.
 //! - [`auth`]: guest login and tokens.
@@ -16,6 +18,7 @@
 //! - [`error`]: the API error type and its JSON form.
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
@@ -27,6 +30,7 @@ pub mod health;
 pub mod ledger;
 pub mod limits;
 pub mod server;
+pub mod tokens;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -34,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use orrery_actors::store::postgres::PgStore;
@@ -48,7 +52,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub use config::{GalaxySource, RateLimit, ServerConfig};
+pub use config::{GalaxySource, IdentityConfig, RateLimit, ServerConfig};
 
 /// Shared state of the HTTP handlers.
 pub struct App<G: Game> {
@@ -69,6 +73,8 @@ pub struct App<G: Game> {
     pub guest_limiter: limits::AddressLimiter,
     /// Ledger reads per client address.
     pub ledger_limiter: limits::AddressLimiter,
+    /// Accounts, tokens and entitlements.
+    pub accounts: accounts::Accounts,
     shutting_down: AtomicBool,
 }
 
@@ -110,6 +116,22 @@ fn operator_routes<G: Game>() -> Router<Arc<App<G>>> {
 pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
     let routes = operator_routes::<G>()
         .route("/v1/auth/guest", post(auth::guest::<G>))
+        .route("/v1/auth/login", post(accounts::login::<G>))
+        .route("/v1/auth/refresh", post(accounts::refresh::<G>))
+        .route("/v1/auth/logout", post(accounts::logout::<G>))
+        .route("/v1/accounts", post(accounts::register::<G>))
+        .route("/v1/accounts/upgrade", post(accounts::upgrade::<G>))
+        .route("/v1/accounts/me", get(accounts::me::<G>))
+        .route(
+            "/v1/characters",
+            get(accounts::list_characters::<G>).post(accounts::create_character::<G>),
+        )
+        .route("/v1/admin/accounts", get(accounts::search::<G>))
+        .route("/v1/admin/accounts/{id}/capabilities", post(accounts::grant::<G>))
+        .route(
+            "/v1/admin/accounts/{id}/capabilities/{capability}",
+            delete(accounts::revoke::<G>),
+        )
         .route("/v1/world", get(auth::world::<G>))
         .route("/v1/characters/{id}/ledger", get(ledger::character::<G>))
         .route("/v1/ws", get(ws::upgrade::<G>))
@@ -217,6 +239,7 @@ pub async fn start_with<G: Game>(
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
+    let accounts = accounts::Accounts::new(&config.identity, &config.data_dir).context("the JWT signing key")?;
     let node = Node::start(game, store, config.engine.clone()).await?;
     let app = Arc::new(App {
         node,
@@ -230,6 +253,7 @@ pub async fn start_with<G: Game>(
         connections: Arc::new(server::ConnCounts::default()),
         guest_limiter: limits::AddressLimiter::new(config.guests.per_minute, config.guests.burst),
         ledger_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
+        accounts,
         shutting_down: AtomicBool::new(false),
     });
     let chores = limits::spawn_chores(Arc::clone(&app), config.guests.ttl);
