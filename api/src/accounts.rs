@@ -79,9 +79,13 @@ impl Accounts {
         self.per_account.forget_idle();
     }
 
-    /// Counts one attempt from `addr` for `username` (both limits).
-    fn attempt(&self, addr: IpAddr, username: &str) -> Result<(), ApiError> {
-        self.per_address.check(addr, "login")?;
+    /// Counts one attempt from `addr` (before anything else is done with the request).
+    fn from_address(&self, addr: IpAddr) -> Result<(), ApiError> {
+        self.per_address.check(addr, "login")
+    }
+
+    /// Counts one attempt for `username` (whatever its case).
+    fn for_account(&self, username: &str) -> Result<(), ApiError> {
         self.per_account.check(&username.to_lowercase())
     }
 
@@ -397,8 +401,9 @@ pub(crate) async fn register<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
+    app.accounts.from_address(peer.ip())?;
     let username = valid_username(&req.username)?;
-    app.accounts.attempt(peer.ip(), &username)?;
+    app.accounts.for_account(&username)?;
     valid_password(&req.password)?;
     let hash = hash(req.password).await?;
     match app.node.store.create_account(&username, &hash).await? {
@@ -420,11 +425,12 @@ pub(crate) async fn login<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    app.accounts.from_address(peer.ip())?;
     let username = req.username.trim().to_owned();
     if username.is_empty() || username.len() > 256 {
         return Err(ApiError::Unauthorized);
     }
-    app.accounts.attempt(peer.ip(), &username)?;
+    app.accounts.for_account(&username)?;
     let account = app.node.store.account_by_username(&username).await?;
     let ok = verify(account.as_ref().and_then(|a| a.password_hash.clone()), req.password).await?;
     match account {
@@ -443,7 +449,7 @@ pub(crate) async fn refresh<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    app.accounts.per_address.check(peer.ip(), "login")?;
+    app.accounts.from_address(peer.ip())?;
     let next = tokens::random_token();
     let store = &app.node.store;
     match store
@@ -469,7 +475,7 @@ pub(crate) async fn logout<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    app.accounts.per_address.check(peer.ip(), "login")?;
+    app.accounts.from_address(peer.ip())?;
     if app.node.store.revoke_refresh_token(req.refresh_token.trim()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -495,9 +501,10 @@ pub(crate) async fn upgrade<G: Game>(
     headers: HeaderMap,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<Json<Upgraded>, ApiError> {
+    app.accounts.from_address(peer.ip())?;
     let who = caller_of(&app, &headers).await?;
     let username = valid_username(&req.username)?;
-    app.accounts.attempt(peer.ip(), &username)?;
+    app.accounts.for_account(&username)?;
     valid_password(&req.password)?;
     if who.account.kind != "guest" {
         return Err(ApiError::Conflict(
@@ -645,7 +652,20 @@ pub(crate) async fn grant<G: Game>(
         },
     )
     .await?;
+    if capability == access::GALACTIC_CITIZEN {
+        set_nexus_allowed(&app, account.id, true).await?;
+    }
     Ok(Json(result))
+}
+
+/// Applies a change of citizenship to the account's sessions in play (new sessions read it from the store).
+async fn set_nexus_allowed<G: Game>(app: &App<G>, account: Uuid, allowed: bool) -> Result<(), ApiError> {
+    for c in app.node.store.characters(account).await? {
+        if let Some(link) = app.node.directory.session_of(c.id) {
+            link.set_nexus_allowed(allowed);
+        }
+    }
+    Ok(())
 }
 
 /// `DELETE /v1/admin/accounts/{id}/capabilities/{capability}`: revokes a capability (admins only; audited).
@@ -670,6 +690,9 @@ pub(crate) async fn revoke<G: Game>(
         },
     )
     .await?;
+    if capability == access::GALACTIC_CITIZEN {
+        set_nexus_allowed(&app, account.id, !app.accounts.require_citizenship).await?;
+    }
     Ok(Json(result))
 }
 
