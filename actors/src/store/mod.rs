@@ -468,6 +468,81 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn accounts_refresh_families_characters_and_capabilities() {
+        for place in places().await {
+            let store = place.open().await;
+            let ada = store.create_account("Ada", "hash-a").await.unwrap().unwrap();
+            assert_eq!(store.create_account("ADA", "hash-b").await.unwrap(), None, "taken whatever its case");
+            let found = store.account_by_username("aDa").await.unwrap().unwrap();
+            assert_eq!((found.id, found.kind.as_str()), (ada, "registered"));
+            assert_eq!(found.username.as_deref(), Some("Ada"));
+            assert_eq!(found.password_hash.as_deref(), Some("hash-a"));
+            // Search: a part of the username (LIKE wildcards are literal), or the id.
+            store.create_account("a_b%c", "h").await.unwrap().unwrap();
+            assert_eq!(store.search_accounts("_b%", 10).await.unwrap().len(), 1);
+            assert_eq!(store.search_accounts("%", 10).await.unwrap().len(), 1);
+            assert_eq!(store.search_accounts(&ada.to_string(), 10).await.unwrap()[0].id, ada);
+            assert_eq!(store.search_accounts("", 10).await.unwrap().len(), 2);
+
+            // Characters up to the limit.
+            let one = store.create_character(ada, "One", 2).await.unwrap().unwrap();
+            let two = store.create_character(ada, "Two", 2).await.unwrap().unwrap();
+            assert_eq!(store.create_character(ada, "Three", 2).await.unwrap(), None);
+            assert_eq!(store.characters(ada).await.unwrap(), vec![one.clone(), two]);
+            assert_eq!(store.character(one.id).await.unwrap(), Some(one));
+            assert_eq!(store.character(Uuid::new_v4()).await.unwrap(), None);
+
+            // Refresh tokens rotate; a rotated one presented again revokes the family.
+            let later = now_millis() + 60_000;
+            let family = Uuid::new_v4();
+            store.add_refresh_token(ada, "r1", family, later).await.unwrap();
+            assert_eq!(
+                store.rotate_refresh_token("r1", "r2", later).await.unwrap(),
+                Refresh::Rotated { account_id: ada }
+            );
+            assert_eq!(
+                store.rotate_refresh_token("r1", "r3", later).await.unwrap(),
+                Refresh::Reused { account_id: ada }
+            );
+            assert_eq!(store.rotate_refresh_token("r2", "r4", later).await.unwrap(), Refresh::Invalid);
+            assert_eq!(store.rotate_refresh_token("nope", "r5", later).await.unwrap(), Refresh::Invalid);
+            // Logout revokes; an expired token is refused.
+            store.add_refresh_token(ada, "s1", Uuid::new_v4(), later).await.unwrap();
+            assert!(store.revoke_refresh_token("s1").await.unwrap());
+            assert!(!store.revoke_refresh_token("s1").await.unwrap());
+            assert_eq!(store.rotate_refresh_token("s1", "s2", later).await.unwrap(), Refresh::Invalid);
+            store.add_refresh_token(ada, "old", Uuid::new_v4(), now_millis() - 1).await.unwrap();
+            assert_eq!(store.rotate_refresh_token("old", "new", later).await.unwrap(), Refresh::Invalid);
+
+            // Capabilities.
+            assert!(store.grant_capability(ada, "admin", "token:admin").await.unwrap());
+            assert!(!store.grant_capability(ada, "admin", "token:admin").await.unwrap());
+            assert!(store.account(ada).await.unwrap().unwrap().capabilities.contains("admin"));
+            assert!(store.revoke_capability(ada, "admin").await.unwrap());
+            assert!(!store.revoke_capability(ada, "admin").await.unwrap());
+
+            // A guest upgrade keeps the id and the character, and retires the guest token.
+            let guest = store.create_guest("Wanderer", "tok-g", None).await.unwrap();
+            assert_eq!(
+                store.upgrade_guest(guest.account_id, "ada", "h").await.unwrap(),
+                Upgrade::UsernameTaken
+            );
+            assert_eq!(
+                store.upgrade_guest(guest.account_id, "wanderer", "h").await.unwrap(),
+                Upgrade::Done
+            );
+            assert_eq!(store.upgrade_guest(guest.account_id, "w2", "h").await.unwrap(), Upgrade::NotGuest);
+            assert_eq!(store.authenticate("tok-g").await.unwrap(), None);
+            let upgraded = store.account_by_username("Wanderer").await.unwrap().unwrap();
+            assert_eq!((upgraded.id, upgraded.kind.as_str()), (guest.account_id, "registered"));
+            assert_eq!(store.characters(guest.account_id).await.unwrap()[0].id, guest.character_id);
+            // Registered accounts are never purged as idle guests.
+            assert_eq!(store.purge_guests(now_millis() + 1).await.unwrap(), 0);
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
     async fn each_sector_hands_on_every_snapshot_once() {
         for place in places().await {
             let store = place.open().await;
