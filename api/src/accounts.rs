@@ -159,7 +159,7 @@ impl AccountLimiter {
 }
 
 /// A username and a password (registration, login, guest upgrade).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: String,
@@ -167,35 +167,35 @@ pub struct Credentials {
 }
 
 /// `{"refresh_token"}` (refresh, logout).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 /// `{"name"}` (a new character).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCharacter {
     pub name: String,
 }
 
 /// `{"capability"}` (a grant).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
     pub capability: String,
 }
 
 /// The answer to a registration.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registered {
     pub account_id: Uuid,
     pub username: String,
 }
 
 /// An access token and a refresh token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -207,7 +207,7 @@ pub struct TokenPair {
 }
 
 /// An account as its owner and admins see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: Uuid,
     /// `guest` or `registered`.
@@ -227,6 +227,45 @@ impl From<Account> for AccountView {
             capabilities: a.capabilities,
         }
     }
+}
+
+/// One character of an account.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CharacterView {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+}
+
+impl From<CharacterInfo> for CharacterView {
+    fn from(c: CharacterInfo) -> Self {
+        Self {
+            id: c.id,
+            account_id: c.account_id,
+            name: c.name,
+        }
+    }
+}
+
+/// An account's characters.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CharacterList {
+    pub characters: Vec<CharacterView>,
+    /// The most characters an account may have (`--max-characters-per-account`).
+    pub limit: usize,
+}
+
+/// The caller's account and characters.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub account: AccountView,
+    pub characters: Vec<CharacterView>,
+}
+
+/// The answer to an account search.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountList {
+    pub accounts: Vec<AccountView>,
 }
 
 /// Checks a username: 3 to 32 characters, ASCII letters, digits, `_`, `-` and `.`, starting with a letter or digit.
@@ -396,6 +435,14 @@ pub fn nexus_allowed<G: Game>(app: &App<G>, account: &Account) -> bool {
 
 /// `POST /v1/accounts`: registers an account (no character yet). `201 {"account_id","username"}`;
 /// `409 username_taken`.
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The account (no character yet)", body = Registered),
+        (status = 400, description = "`invalid_username`, `invalid_password` (the message names the rule), `invalid_json`, `invalid_body`"),
+        (status = 409, description = "`username_taken` (usernames are unique whatever their case)"),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this username"),
+    ))]
 pub(crate) async fn register<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -420,6 +467,13 @@ fn taken(username: &str) -> ApiError {
 }
 
 /// `POST /v1/auth/login`: a password login. `{"access_token","refresh_token","account_id","token_type","expires_in"}`.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "accounts",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "An access token (JWT) and a refresh token", body = TokenPair),
+        (status = 401, description = "`unauthorized`: wrong username or password (the same answer for both)"),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this username"),
+    ))]
 pub(crate) async fn login<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -444,6 +498,13 @@ pub(crate) async fn login<G: Game>(
 
 /// `POST /v1/auth/refresh`: a new pair for a live refresh token, which stops working. A rotated token presented
 /// again revokes its whole family (every token descended from the same login).
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "accounts",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the refresh token sent stops working", body = TokenPair),
+        (status = 401, description = "`unauthorized`: unknown, expired, revoked or already rotated (a reuse revokes its family)"),
+        (status = 429, description = "`rate_limited`"),
+    ))]
 pub(crate) async fn refresh<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -470,6 +531,13 @@ pub(crate) async fn refresh<G: Game>(
 }
 
 /// `POST /v1/auth/logout`: revokes a refresh token (and the rest of its family). `204`; `401` if it was not live.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The refresh token (and its family) is revoked"),
+        (status = 401, description = "`unauthorized`: the refresh token was not live"),
+        (status = 429, description = "`rate_limited`"),
+    ))]
 pub(crate) async fn logout<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -485,7 +553,7 @@ pub(crate) async fn logout<G: Game>(
 }
 
 /// The answer to a guest upgrade: the account (same id) and a token pair for it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Upgraded {
     pub account_id: Uuid,
     pub username: String,
@@ -495,6 +563,15 @@ pub struct Upgraded {
 
 /// `POST /v1/accounts/upgrade` with a guest's token: the guest becomes a registered account with this username and
 /// password, keeping its id and its character. Its guest token stops working; the answer carries a token pair.
+#[utoipa::path(post, path = "/v1/accounts/upgrade", tag = "accounts", security(("bearer" = [])),
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "The guest is a registered account (same id and character); its guest token stops working", body = Upgraded),
+        (status = 400, description = "`invalid_username`, `invalid_password`, `invalid_json`, `invalid_body`"),
+        (status = 401, description = "`unauthorized`: no valid guest token"),
+        (status = 409, description = "`username_taken`, `not_a_guest`"),
+        (status = 429, description = "`rate_limited`"),
+    ))]
 pub(crate) async fn upgrade<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
@@ -532,43 +609,61 @@ pub(crate) async fn upgrade<G: Game>(
 }
 
 /// `GET /v1/accounts/me`: the caller's account, capabilities and characters.
+#[utoipa::path(get, path = "/v1/accounts/me", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account and characters", body = Me),
+        (status = 401, description = "`unauthorized`"),
+    ))]
 pub(crate) async fn me<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     let who = caller_of(&app, &headers).await?;
     let characters = app.node.store.characters(who.account.id).await?;
-    Ok(Json(serde_json::json!({
-        "account": AccountView::from(who.account),
-        "characters": characters,
-    })))
+    Ok(Json(Me {
+        account: AccountView::from(who.account),
+        characters: characters.into_iter().map(CharacterView::from).collect(),
+    }))
 }
 
 /// `GET /v1/characters`: the caller's characters.
+#[utoipa::path(get, path = "/v1/characters", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's characters", body = CharacterList),
+        (status = 401, description = "`unauthorized`"),
+    ))]
 pub(crate) async fn list_characters<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CharacterList>, ApiError> {
     let who = caller_of(&app, &headers).await?;
     let characters = app.node.store.characters(who.account.id).await?;
-    Ok(Json(serde_json::json!({
-        "characters": characters,
-        "limit": app.accounts.max_characters,
-    })))
+    Ok(Json(CharacterList {
+        characters: characters.into_iter().map(CharacterView::from).collect(),
+        limit: app.accounts.max_characters,
+    }))
 }
 
 /// `POST /v1/characters`: a new character for the caller's account (`201` with it); `409 character_limit` past
 /// `--max-characters-per-account`.
+#[utoipa::path(post, path = "/v1/characters", tag = "accounts", security(("bearer" = [])),
+    request_body = NewCharacter,
+    responses(
+        (status = 201, description = "The new character (its ship is made when it first connects)", body = CharacterView),
+        (status = 400, description = "`invalid_name`, `invalid_json`, `invalid_body`"),
+        (status = 401, description = "`unauthorized`"),
+        (status = 409, description = "`character_limit`: the account has --max-characters-per-account characters"),
+    ))]
 pub(crate) async fn create_character<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<NewCharacter>,
-) -> Result<(StatusCode, Json<CharacterInfo>), ApiError> {
+) -> Result<(StatusCode, Json<CharacterView>), ApiError> {
     let who = caller_of(&app, &headers).await?;
     let name = crate::auth::valid_name(&req.name)?;
     let limit = app.accounts.max_characters;
     match app.node.store.create_character(who.account.id, &name, limit).await? {
-        Some(c) => Ok((StatusCode::CREATED, Json(c))),
+        Some(c) => Ok((StatusCode::CREATED, Json(CharacterView::from(c)))),
         None => Err(ApiError::Conflict(
             "character_limit",
             format!("an account may have at most {limit} characters (--max-characters-per-account)"),
@@ -577,19 +672,28 @@ pub(crate) async fn create_character<G: Game>(
 }
 
 /// The query of an account search.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
+    /// A part of a username (any case), or an account id; empty: every account (at most 50).
     #[serde(default)]
     pub q: String,
 }
 
 /// `GET /v1/admin/accounts?q=`: accounts whose username contains `q` (any case) or whose id is `q` (operators).
+#[utoipa::path(get, path = "/v1/admin/accounts", tag = "admin", security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "Matching accounts, oldest first", body = AccountList),
+        (status = 400, description = "`invalid_query`"),
+        (status = 401, description = "`unauthorized`"),
+        (status = 403, description = "`forbidden`: neither `admin` nor `operator`"),
+    ))]
 pub(crate) async fn search<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AccountList>, ApiError> {
     require_operator(&app, &headers).await?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     if query.q.len() > 256 {
@@ -599,8 +703,9 @@ pub(crate) async fn search<G: Game>(
         ));
     }
     let found = app.node.store.search_accounts(query.q.trim(), SEARCH_LIMIT).await?;
-    let accounts: Vec<AccountView> = found.into_iter().map(AccountView::from).collect();
-    Ok(Json(serde_json::json!({ "accounts": accounts })))
+    Ok(Json(AccountList {
+        accounts: found.into_iter().map(AccountView::from).collect(),
+    }))
 }
 
 fn known_capability(raw: &str) -> Result<&'static str, ApiError> {
@@ -629,6 +734,16 @@ async fn existing_account<G: Game>(app: &App<G>, raw: &str) -> Result<Account, A
 }
 
 /// `POST /v1/admin/accounts/{id}/capabilities` `{"capability"}`: grants a capability (admins only; audited).
+#[utoipa::path(post, path = "/v1/admin/accounts/{id}/capabilities", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account")),
+    request_body = GrantRequest,
+    responses(
+        (status = 200, description = "`{\"account_id\", \"capability\", \"granted\"}` (`granted`: false if it was already held)", body = Object),
+        (status = 400, description = "`unknown_capability`, `invalid_id`"),
+        (status = 401, description = "`unauthorized`"),
+        (status = 403, description = "`forbidden`: only `admin` grants"),
+        (status = 404, description = "`not_found`: no such account"),
+    ))]
 pub(crate) async fn grant<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -669,6 +784,18 @@ async fn set_nexus_allowed<G: Game>(app: &App<G>, account: Uuid, allowed: bool) 
 }
 
 /// `DELETE /v1/admin/accounts/{id}/capabilities/{capability}`: revokes a capability (admins only; audited).
+#[utoipa::path(delete, path = "/v1/admin/accounts/{id}/capabilities/{capability}", tag = "admin", security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The account"),
+        ("capability" = String, Path, description = "`admin`, `operator` or `galactic_citizen`"),
+    ),
+    responses(
+        (status = 200, description = "`{\"account_id\", \"capability\", \"revoked\"}` (`revoked`: false if it was not held)", body = Object),
+        (status = 400, description = "`unknown_capability`, `invalid_id`"),
+        (status = 401, description = "`unauthorized`"),
+        (status = 403, description = "`forbidden`: only `admin` revokes"),
+        (status = 404, description = "`not_found`: no such account"),
+    ))]
 pub(crate) async fn revoke<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -734,6 +861,43 @@ pub mod cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        register,
+        login,
+        refresh,
+        logout,
+        upgrade,
+        me,
+        list_characters,
+        create_character,
+        search,
+        grant,
+        revoke
+    ))]
+    struct Doc;
+
+    #[test]
+    fn every_endpoint_is_described_for_the_openapi_document() {
+        use utoipa::OpenApi;
+        let doc = Doc::openapi();
+        let paths: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+        for path in [
+            "/v1/accounts",
+            "/v1/accounts/upgrade",
+            "/v1/accounts/me",
+            "/v1/auth/login",
+            "/v1/auth/refresh",
+            "/v1/auth/logout",
+            "/v1/characters",
+            "/v1/admin/accounts",
+            "/v1/admin/accounts/{id}/capabilities",
+            "/v1/admin/accounts/{id}/capabilities/{capability}",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+    }
 
     fn code(r: Result<impl std::fmt::Debug, ApiError>) -> (&'static str, String) {
         match r {
