@@ -268,6 +268,27 @@ async fn the_first_admin_is_made_from_the_command_line_without_a_server() {
     assert!(listed[0].capabilities.contains("admin"));
     store.close().await;
 
+    // The binary does the same (`orrery accounts grant|list`), exiting 1 with a message on a mistake.
+    let mut store_args = vec!["--data-dir".to_owned(), dir.display().to_string()];
+    if let Some(url) = &url {
+        store_args.extend(["--database-url".to_owned(), url.clone()]);
+    }
+    let orrery = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
+            .args(args)
+            .args(&store_args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, text) = orrery(&["accounts", "grant", "founder", "operator"]);
+    assert!(ok && text.contains("granted operator to founder"), "{text}");
+    let (ok, text) = orrery(&["accounts", "list", "FOUND"]);
+    assert!(ok && text.contains("founder") && text.contains("admin,operator"), "{text}");
+    let (ok, text) = orrery(&["accounts", "grant", "ghost", "admin"]);
+    assert!(!ok && text.contains("no registered account named"), "{text}");
+
     let server = TestServer::start_with(config).await;
     let token = access(&login(&server, "founder").await);
     assert_eq!(get(&server, "/v1/admin/regions", Some(&token)).await.0, 200);
