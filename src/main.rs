@@ -439,31 +439,33 @@ async fn purge_guests(older_than_days: f64, store: StoreArgs) -> anyhow::Result<
 async fn accounts(cmd: AccountsCommand) -> anyhow::Result<ExitCode> {
     use orrery_api::accounts::cli;
     let store_args = match &cmd {
-        AccountsCommand::Grant { store, .. } | AccountsCommand::Revoke { store, .. } | AccountsCommand::List { store, .. } => {
-            store
-        }
+        AccountsCommand::Grant { store, .. }
+        | AccountsCommand::Revoke { store, .. }
+        | AccountsCommand::List { store, .. } => store,
     };
     if store_args.database_url.is_none() {
         store_args.embedded_file(true)?;
     }
     let store = orrery_api::open_store(store_args.database_url.as_deref(), &store_args.data_dir).await?;
     let result = match &cmd {
-        AccountsCommand::Grant { username, capability, .. } => cli::grant(&store, username, capability).await.map(|added| {
+        AccountsCommand::Grant {
+            username, capability, ..
+        } => cli::grant(&store, username, capability).await.map(|added| {
             if added {
                 eprintln!("granted {capability} to {username}");
             } else {
                 eprintln!("{username} already had {capability}");
             }
         }),
-        AccountsCommand::Revoke { username, capability, .. } => {
-            cli::revoke(&store, username, capability).await.map(|removed| {
-                if removed {
-                    eprintln!("revoked {capability} from {username}");
-                } else {
-                    eprintln!("{username} did not have {capability}");
-                }
-            })
-        }
+        AccountsCommand::Revoke {
+            username, capability, ..
+        } => cli::revoke(&store, username, capability).await.map(|removed| {
+            if removed {
+                eprintln!("revoked {capability} from {username}");
+            } else {
+                eprintln!("{username} did not have {capability}");
+            }
+        }),
         AccountsCommand::List { query, .. } => cli::list(&store, query).await.map(|accounts| {
             for a in accounts {
                 let caps: Vec<&str> = a.capabilities.iter().map(String::as_str).collect();

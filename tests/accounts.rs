@@ -116,15 +116,42 @@ async fn register_login_refresh_logout_and_one_401_for_every_refused_credential(
     let server = TestServer::start_with(cfg()).await;
     let id = register(&server, "Ada").await;
     // Usernames are unique whatever their case; the rules name what is wrong.
-    let (status, body) = post(&server, "/v1/accounts", json!({"username": "ada", "password": PASSWORD}), None).await;
+    let (status, body) = post(
+        &server,
+        "/v1/accounts",
+        json!({"username": "ada", "password": PASSWORD}),
+        None,
+    )
+    .await;
     assert_eq!((status, code(&body)), (409, "username_taken"));
-    let (status, body) = post(&server, "/v1/accounts", json!({"username": "a b", "password": PASSWORD}), None).await;
+    let (status, body) = post(
+        &server,
+        "/v1/accounts",
+        json!({"username": "a b", "password": PASSWORD}),
+        None,
+    )
+    .await;
     assert_eq!((status, code(&body)), (400, "invalid_username"));
     assert!(body["error"]["message"].as_str().unwrap().contains("letters"), "{body}");
-    let (status, body) = post(&server, "/v1/accounts", json!({"username": "bob", "password": "short"}), None).await;
+    let (status, body) = post(
+        &server,
+        "/v1/accounts",
+        json!({"username": "bob", "password": "short"}),
+        None,
+    )
+    .await;
     assert_eq!((status, code(&body)), (400, "invalid_password"));
-    assert!(body["error"]["message"].as_str().unwrap().contains("8 to 128"), "{body}");
-    let (status, body) = post(&server, "/v1/accounts", json!({"username": "bob", "pasword": PASSWORD}), None).await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("8 to 128"),
+        "{body}"
+    );
+    let (status, body) = post(
+        &server,
+        "/v1/accounts",
+        json!({"username": "bob", "pasword": PASSWORD}),
+        None,
+    )
+    .await;
     assert_eq!((status, code(&body)), (400, "invalid_body"));
 
     let pair = login(&server, "ADA").await;
@@ -144,7 +171,13 @@ async fn register_login_refresh_logout_and_one_401_for_every_refused_credential(
     assert_eq!(status, 200);
     let (status, reused) = post(&server, "/v1/auth/refresh", json!({"refresh_token": first}), None).await;
     assert_eq!(status, 401);
-    let (status, family) = post(&server, "/v1/auth/refresh", json!({"refresh_token": second["refresh_token"]}), None).await;
+    let (status, family) = post(
+        &server,
+        "/v1/auth/refresh",
+        json!({"refresh_token": second["refresh_token"]}),
+        None,
+    )
+    .await;
     assert_eq!(status, 401, "the reuse of a rotated token revoked its family: {family}");
 
     // Logout revokes; a revoked refresh token is refused.
@@ -162,9 +195,21 @@ async fn register_login_refresh_logout_and_one_401_for_every_refused_credential(
     assert_eq!(status, 401);
 
     // Wrong password, unknown user, tampered and expired access tokens: the same 401.
-    let (status, wrong) = post(&server, "/v1/auth/login", json!({"username": "ada", "password": "wrong password"}), None).await;
+    let (status, wrong) = post(
+        &server,
+        "/v1/auth/login",
+        json!({"username": "ada", "password": "wrong password"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
-    let (status, unknown) = post(&server, "/v1/auth/login", json!({"username": "nobody", "password": PASSWORD}), None).await;
+    let (status, unknown) = post(
+        &server,
+        "/v1/auth/login",
+        json!({"username": "nobody", "password": PASSWORD}),
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     let other = register(&server, "Bob2").await;
     let theirs = access(&login(&server, "bob2").await);
@@ -174,13 +219,15 @@ async fn register_login_refresh_logout_and_one_401_for_every_refused_credential(
     let (status, forged) = get(&server, "/v1/characters", Some(&tampered)).await;
     assert_eq!(status, 401);
     let signer = orrery_api::tokens::Signer::new(SECRET.as_bytes(), Duration::from_secs(900)).unwrap();
-    let expired = signer
-        .issue_at(other, orrery_api::tokens::now_secs() - 901)
-        .unwrap();
+    let expired = signer.issue_at(other, orrery_api::tokens::now_secs() - 901).unwrap();
     let (status, late) = get(&server, "/v1/characters", Some(&expired)).await;
     assert_eq!(status, 401);
     let fresh = signer.issue(other).unwrap();
-    assert_eq!(get(&server, "/v1/characters", Some(&fresh)).await.0, 200, "the same key, not expired");
+    assert_eq!(
+        get(&server, "/v1/characters", Some(&fresh)).await.0,
+        200,
+        "the same key, not expired"
+    );
     for body in [&reused, &family, &revoked, &wrong, &unknown, &forged, &late] {
         assert_eq!(body, &wrong, "every refusal is the same");
     }
@@ -206,7 +253,13 @@ async fn capabilities_gate_the_admin_endpoints_and_only_admins_grant() {
         assert_eq!(status, 403);
     }
     // The admin token grants operator and admin.
-    let (status, body) = post(&server, &grant(operator), json!({"capability": "operator"}), Some(ADMIN)).await;
+    let (status, body) = post(
+        &server,
+        &grant(operator),
+        json!({"capability": "operator"}),
+        Some(ADMIN),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["granted"], true);
     let (status, _) = post(&server, &grant(admin), json!({"capability": "admin"}), Some(ADMIN)).await;
@@ -223,15 +276,35 @@ async fn capabilities_gate_the_admin_endpoints_and_only_admins_grant() {
     assert_eq!(accounts.len(), 1, "{found}");
     assert_eq!(accounts[0]["id"], operator.to_string());
     assert_eq!(accounts[0]["capabilities"], json!(["operator"]));
-    let (status, by_id) = get(&server, &format!("/v1/admin/accounts?q={player}"), Some(&operator_token)).await;
-    assert_eq!((status, by_id["accounts"][0]["username"].as_str()), (200, Some("player")));
-    let (status, body) = post(&server, &grant(player), json!({"capability": "galactic_citizen"}), Some(&operator_token)).await;
+    let (status, by_id) = get(
+        &server,
+        &format!("/v1/admin/accounts?q={player}"),
+        Some(&operator_token),
+    )
+    .await;
+    assert_eq!(
+        (status, by_id["accounts"][0]["username"].as_str()),
+        (200, Some("player"))
+    );
+    let (status, body) = post(
+        &server,
+        &grant(player),
+        json!({"capability": "galactic_citizen"}),
+        Some(&operator_token),
+    )
+    .await;
     assert_eq!((status, code(&body)), (403, "forbidden"));
     assert_eq!(get(&server, "/v1/admin/accounts?q=", Some(&player_token)).await.0, 403);
 
     // An admin grants and revokes; the access token it already holds sees the change at once.
     let admin_token = access(&login(&server, "chief").await);
-    let (status, body) = post(&server, &grant(player), json!({"capability": "operator"}), Some(&admin_token)).await;
+    let (status, body) = post(
+        &server,
+        &grant(player),
+        json!({"capability": "operator"}),
+        Some(&admin_token),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(get(&server, "/v1/admin/regions", Some(&player_token)).await.0, 200);
     let r = server
@@ -243,7 +316,13 @@ async fn capabilities_gate_the_admin_endpoints_and_only_admins_grant() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(get(&server, "/v1/admin/regions", Some(&player_token)).await.0, 403);
-    let (status, body) = post(&server, &grant(Uuid::new_v4()), json!({"capability": "operator"}), Some(&admin_token)).await;
+    let (status, body) = post(
+        &server,
+        &grant(Uuid::new_v4()),
+        json!({"capability": "operator"}),
+        Some(&admin_token),
+    )
+    .await;
     assert_eq!((status, code(&body)), (404, "not_found"));
 }
 
@@ -257,11 +336,22 @@ async fn the_first_admin_is_made_from_the_command_line_without_a_server() {
     server.stop().await;
 
     let store = orrery_api::open_store(url.as_deref(), &dir).await.unwrap();
-    assert!(orrery_api::accounts::cli::grant(&store, "FOUNDER", "admin").await.unwrap());
-    assert!(!orrery_api::accounts::cli::grant(&store, "founder", "admin").await.unwrap(), "already granted");
-    let err = orrery_api::accounts::cli::grant(&store, "nobody", "admin").await.unwrap_err();
+    assert!(orrery_api::accounts::cli::grant(&store, "FOUNDER", "admin")
+        .await
+        .unwrap());
+    assert!(
+        !orrery_api::accounts::cli::grant(&store, "founder", "admin")
+            .await
+            .unwrap(),
+        "already granted"
+    );
+    let err = orrery_api::accounts::cli::grant(&store, "nobody", "admin")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no registered account named"), "{err}");
-    let err = orrery_api::accounts::cli::grant(&store, "founder", "king").await.unwrap_err();
+    let err = orrery_api::accounts::cli::grant(&store, "founder", "king")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("unknown capability"), "{err}");
     let listed = orrery_api::accounts::cli::list(&store, "found").await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -285,7 +375,10 @@ async fn the_first_admin_is_made_from_the_command_line_without_a_server() {
     let (ok, text) = orrery(&["accounts", "grant", "founder", "operator"]);
     assert!(ok && text.contains("granted operator to founder"), "{text}");
     let (ok, text) = orrery(&["accounts", "list", "FOUND"]);
-    assert!(ok && text.contains("founder") && text.contains("admin,operator"), "{text}");
+    assert!(
+        ok && text.contains("founder") && text.contains("admin,operator"),
+        "{text}"
+    );
     let (ok, text) = orrery(&["accounts", "grant", "ghost", "admin"]);
     assert!(!ok && text.contains("no registered account named"), "{text}");
 
@@ -305,30 +398,47 @@ async fn characters_their_limit_and_one_session_per_character() {
     let rival = access(&login(&server, "rival").await);
 
     // No character yet: the WebSocket says which parameter is missing.
-    assert_eq!(ws_refusal(&server, &format!("token={token}")).await, (400, "character_required".into()));
+    assert_eq!(
+        ws_refusal(&server, &format!("token={token}")).await,
+        (400, "character_required".into())
+    );
     let (status, a) = post(&server, "/v1/characters", json!({"name": "Alpha"}), Some(&token)).await;
     assert_eq!(status, 201, "{a}");
     let a: Uuid = a["id"].as_str().unwrap().parse().unwrap();
     // One character: it is the default.
     let only = Client::join(&server, &token, Encoding::Json).await;
-    assert!(only.keyframe.ships.iter().any(|s| s.owner == a), "the only character is played");
+    assert!(
+        only.keyframe.ships.iter().any(|s| s.owner == a),
+        "the only character is played"
+    );
     only.client.close().await;
     let (status, b) = post(&server, "/v1/characters", json!({"name": "Beta"}), Some(&token)).await;
     assert_eq!(status, 201);
     let b: Uuid = b["id"].as_str().unwrap().parse().unwrap();
     let (status, body) = post(&server, "/v1/characters", json!({"name": "Gamma"}), Some(&token)).await;
     assert_eq!((status, code(&body)), (409, "character_limit"));
-    assert!(body["error"]["message"].as_str().unwrap().contains("at most 2"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("at most 2"),
+        "{body}"
+    );
     let (status, body) = post(&server, "/v1/characters", json!({"name": ""}), Some(&token)).await;
     assert_eq!((status, code(&body)), (400, "invalid_name"));
     let (status, list) = get(&server, "/v1/characters", Some(&token)).await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = list["characters"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["characters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [a.to_string(), b.to_string()]);
     assert_eq!(get(&server, "/v1/characters", None).await.0, 401);
 
     // Two characters: the session must name one; another account's character is refused.
-    assert_eq!(ws_refusal(&server, &format!("token={token}")).await, (400, "character_required".into()));
+    assert_eq!(
+        ws_refusal(&server, &format!("token={token}")).await,
+        (400, "character_required".into())
+    );
     assert_eq!(
         ws_refusal(&server, &format!("token={rival}&character={a}")).await,
         (403, "not_yours".into())
@@ -374,7 +484,12 @@ async fn a_guest_upgrade_keeps_its_account_and_character() {
     let j = Client::join(&server, &token, Encoding::Json).await;
     assert!(j.keyframe.ships.iter().any(|s| s.owner == character));
     // Its ledger is readable with the account's token, not with another's.
-    assert_eq!(get(&server, &format!("/v1/characters/{character}/ledger"), Some(&token)).await.0, 200);
+    assert_eq!(
+        get(&server, &format!("/v1/characters/{character}/ledger"), Some(&token))
+            .await
+            .0,
+        200
+    );
     let (other, _, _) = guest(&server, json!({"name": "Nosy"})).await;
     let (status, body) = get(&server, &format!("/v1/characters/{character}/ledger"), Some(&other)).await;
     assert_eq!((status, code(&body)), (403, "not_yours"));
@@ -412,13 +527,28 @@ async fn logins_are_rate_limited_per_address_and_per_account() {
     assert_eq!(post(&server, "/v1/auth/login", wrong.clone(), None).await.0, 401); // 3
     let (status, body) = post(&server, "/v1/auth/login", wrong, None).await;
     assert_eq!((status, code(&body)), (429, "rate_limited"), "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("this account"), "{body}");
-    let (status, _) = post(&server, "/v1/auth/login", json!({"username": "TARGET", "password": PASSWORD}), None).await;
-    assert_eq!(status, 429, "the right password does not lift the limit, nor does another case");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("this account"),
+        "{body}"
+    );
+    let (status, _) = post(
+        &server,
+        "/v1/auth/login",
+        json!({"username": "TARGET", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 429,
+        "the right password does not lift the limit, nor does another case"
+    );
     register(&server, "bystander").await;
     login(&server, "bystander").await;
     let limited = server.metrics().await;
-    assert!(limited.contains("orrery_http_rate_limited_total{route=\"login_account\"}"), "counted");
+    assert!(
+        limited.contains("orrery_http_rate_limited_total{route=\"login_account\"}"),
+        "counted"
+    );
 
     // Per address: 3 attempts from 127.0.0.1, whatever the username.
     let mut config = cfg();
@@ -428,14 +558,35 @@ async fn logins_are_rate_limited_per_address_and_per_account() {
     };
     let server = TestServer::start_with(config).await;
     for name in ["u1", "u2", "u3"] {
-        let (status, _) = post(&server, "/v1/auth/login", json!({"username": name, "password": PASSWORD}), None).await;
+        let (status, _) = post(
+            &server,
+            "/v1/auth/login",
+            json!({"username": name, "password": PASSWORD}),
+            None,
+        )
+        .await;
         assert_eq!(status, 401);
     }
-    let (status, body) = post(&server, "/v1/auth/login", json!({"username": "u4", "password": PASSWORD}), None).await;
+    let (status, body) = post(
+        &server,
+        "/v1/auth/login",
+        json!({"username": "u4", "password": PASSWORD}),
+        None,
+    )
+    .await;
     assert_eq!((status, code(&body)), (429, "rate_limited"), "{body}");
-    let (status, _) = post(&server, "/v1/accounts", json!({"username": "user5", "password": PASSWORD}), None).await;
+    let (status, _) = post(
+        &server,
+        "/v1/accounts",
+        json!({"username": "user5", "password": PASSWORD}),
+        None,
+    )
+    .await;
     assert_eq!(status, 429, "registration shares the limit");
-    assert!(server.metrics().await.contains("orrery_http_rate_limited_total{route=\"login\"}"));
+    assert!(server
+        .metrics()
+        .await
+        .contains("orrery_http_rate_limited_total{route=\"login\"}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

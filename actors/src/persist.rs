@@ -517,8 +517,8 @@ mod tests {
 
     use super::*;
     use crate::store::{
-        Account, CharacterInfo, Refresh, Upgrade,
-        Batch, Identity, LedgerAudit, LedgerLine, LedgerPage, LedgerTx, ParkedAvatar, SectorSnapshot, Store,
+        Account, Batch, CharacterInfo, Identity, LedgerAudit, LedgerLine, LedgerPage, LedgerTx, ParkedAvatar, Refresh,
+        SectorSnapshot, Store, Upgrade,
     };
 
     /// A store whose writes fail while `down` is set (with a transient error), or with the next scripted error.

@@ -80,12 +80,12 @@ impl Accounts {
     }
 
     /// Counts one attempt from `addr` (before anything else is done with the request).
-    fn from_address(&self, addr: IpAddr) -> Result<(), ApiError> {
+    fn check_address(&self, addr: IpAddr) -> Result<(), ApiError> {
         self.per_address.check(addr, "login")
     }
 
     /// Counts one attempt for `username` (whatever its case).
-    fn for_account(&self, username: &str) -> Result<(), ApiError> {
+    fn check_account(&self, username: &str) -> Result<(), ApiError> {
         self.per_account.check(&username.to_lowercase())
     }
 
@@ -351,7 +351,11 @@ pub async fn caller<G: Game>(app: &App<G>, token: &str) -> Result<Caller, ApiErr
         ApiError::Unauthorized
     };
     if tokens::looks_like_jwt(token) {
-        let id = app.accounts.signer.verify(token).ok_or_else(|| refused("access_token"))?;
+        let id = app
+            .accounts
+            .signer
+            .verify(token)
+            .ok_or_else(|| refused("access_token"))?;
         let account = store.account(id).await?.ok_or_else(|| refused("access_token"))?;
         return Ok(Caller { account, guest: None });
     }
@@ -418,8 +422,7 @@ pub async fn session_character<G: Game>(
         }
         0 => Err(ApiError::BadRequest(
             "character_required",
-            "this account has no character yet: create one with POST /v1/characters, then pass `character=<id>`"
-                .into(),
+            "this account has no character yet: create one with POST /v1/characters, then pass `character=<id>`".into(),
         )),
         n => Err(ApiError::BadRequest(
             "character_required",
@@ -448,9 +451,9 @@ pub(crate) async fn register<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.accounts.from_address(peer.ip())?;
+    app.accounts.check_address(peer.ip())?;
     let username = valid_username(&req.username)?;
-    app.accounts.for_account(&username)?;
+    app.accounts.check_account(&username)?;
     valid_password(&req.password)?;
     let hash = hash(req.password).await?;
     match app.node.store.create_account(&username, &hash).await? {
@@ -479,12 +482,12 @@ pub(crate) async fn login<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    app.accounts.from_address(peer.ip())?;
+    app.accounts.check_address(peer.ip())?;
     let username = req.username.trim().to_owned();
     if username.is_empty() || username.len() > 256 {
         return Err(ApiError::Unauthorized);
     }
-    app.accounts.for_account(&username)?;
+    app.accounts.check_account(&username)?;
     let account = app.node.store.account_by_username(&username).await?;
     let ok = verify(account.as_ref().and_then(|a| a.password_hash.clone()), req.password).await?;
     match account {
@@ -510,7 +513,7 @@ pub(crate) async fn refresh<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    app.accounts.from_address(peer.ip())?;
+    app.accounts.check_address(peer.ip())?;
     let next = tokens::random_token();
     let store = &app.node.store;
     match store
@@ -543,7 +546,7 @@ pub(crate) async fn logout<G: Game>(
     ConnectInfo(peer): Peer,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    app.accounts.from_address(peer.ip())?;
+    app.accounts.check_address(peer.ip())?;
     if app.node.store.revoke_refresh_token(req.refresh_token.trim()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -578,10 +581,10 @@ pub(crate) async fn upgrade<G: Game>(
     headers: HeaderMap,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<Json<Upgraded>, ApiError> {
-    app.accounts.from_address(peer.ip())?;
+    app.accounts.check_address(peer.ip())?;
     let who = caller_of(&app, &headers).await?;
     let username = valid_username(&req.username)?;
-    app.accounts.for_account(&username)?;
+    app.accounts.check_account(&username)?;
     valid_password(&req.password)?;
     if who.account.kind != "guest" {
         return Err(ApiError::Conflict(
@@ -614,10 +617,7 @@ pub(crate) async fn upgrade<G: Game>(
         (status = 200, description = "The caller's account and characters", body = Me),
         (status = 401, description = "`unauthorized`"),
     ))]
-pub(crate) async fn me<G: Game>(
-    State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
-) -> Result<Json<Me>, ApiError> {
+pub(crate) async fn me<G: Game>(State(app): State<Arc<App<G>>>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
     let who = caller_of(&app, &headers).await?;
     let characters = app.node.store.characters(who.account.id).await?;
     Ok(Json(Me {
@@ -716,10 +716,7 @@ fn known_capability(raw: &str) -> Result<&'static str, ApiError> {
         .ok_or_else(|| {
             ApiError::BadRequest(
                 "unknown_capability",
-                format!(
-                    "unknown capability {raw:?}; known: {}",
-                    access::CAPABILITIES.join(", ")
-                ),
+                format!("unknown capability {raw:?}; known: {}", access::CAPABILITIES.join(", ")),
             )
         })
 }

@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(signer.verify_at(&stranger.issue_at(who, now).unwrap(), now), None);
         assert_eq!(signer.verify_at("not.a.jwt", now), None);
         assert!(!looks_like_jwt(&random_token()));
-        assert!(matches!(Signer::new(b"short", Duration::from_secs(1)), Err(TokenError::ShortSecret)));
+        assert!(matches!(
+            Signer::new(b"short", Duration::from_secs(1)),
+            Err(TokenError::ShortSecret)
+        ));
     }
 
     #[test]
@@ -249,7 +252,10 @@ mod tests {
             load_secret(Some("x".repeat(40).as_str()), None, &dir).unwrap(),
             "x".repeat(40).into_bytes()
         );
-        assert!(matches!(load_secret(Some("short"), None, &dir), Err(TokenError::ShortSecret)));
+        assert!(matches!(
+            load_secret(Some("short"), None, &dir),
+            Err(TokenError::ShortSecret)
+        ));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -472,7 +472,11 @@ mod tests {
         for place in places().await {
             let store = place.open().await;
             let ada = store.create_account("Ada", "hash-a").await.unwrap().unwrap();
-            assert_eq!(store.create_account("ADA", "hash-b").await.unwrap(), None, "taken whatever its case");
+            assert_eq!(
+                store.create_account("ADA", "hash-b").await.unwrap(),
+                None,
+                "taken whatever its case"
+            );
             let found = store.account_by_username("aDa").await.unwrap().unwrap();
             assert_eq!((found.id, found.kind.as_str()), (ada, "registered"));
             assert_eq!(found.username.as_deref(), Some("Ada"));
@@ -504,20 +508,41 @@ mod tests {
                 store.rotate_refresh_token("r1", "r3", later).await.unwrap(),
                 Refresh::Reused { account_id: ada }
             );
-            assert_eq!(store.rotate_refresh_token("r2", "r4", later).await.unwrap(), Refresh::Invalid);
-            assert_eq!(store.rotate_refresh_token("nope", "r5", later).await.unwrap(), Refresh::Invalid);
+            assert_eq!(
+                store.rotate_refresh_token("r2", "r4", later).await.unwrap(),
+                Refresh::Invalid
+            );
+            assert_eq!(
+                store.rotate_refresh_token("nope", "r5", later).await.unwrap(),
+                Refresh::Invalid
+            );
             // Logout revokes; an expired token is refused.
             store.add_refresh_token(ada, "s1", Uuid::new_v4(), later).await.unwrap();
             assert!(store.revoke_refresh_token("s1").await.unwrap());
             assert!(!store.revoke_refresh_token("s1").await.unwrap());
-            assert_eq!(store.rotate_refresh_token("s1", "s2", later).await.unwrap(), Refresh::Invalid);
-            store.add_refresh_token(ada, "old", Uuid::new_v4(), now_millis() - 1).await.unwrap();
-            assert_eq!(store.rotate_refresh_token("old", "new", later).await.unwrap(), Refresh::Invalid);
+            assert_eq!(
+                store.rotate_refresh_token("s1", "s2", later).await.unwrap(),
+                Refresh::Invalid
+            );
+            store
+                .add_refresh_token(ada, "old", Uuid::new_v4(), now_millis() - 1)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.rotate_refresh_token("old", "new", later).await.unwrap(),
+                Refresh::Invalid
+            );
 
             // Capabilities.
             assert!(store.grant_capability(ada, "admin", "token:admin").await.unwrap());
             assert!(!store.grant_capability(ada, "admin", "token:admin").await.unwrap());
-            assert!(store.account(ada).await.unwrap().unwrap().capabilities.contains("admin"));
+            assert!(store
+                .account(ada)
+                .await
+                .unwrap()
+                .unwrap()
+                .capabilities
+                .contains("admin"));
             assert!(store.revoke_capability(ada, "admin").await.unwrap());
             assert!(!store.revoke_capability(ada, "admin").await.unwrap());
 
@@ -531,11 +556,17 @@ mod tests {
                 store.upgrade_guest(guest.account_id, "wanderer", "h").await.unwrap(),
                 Upgrade::Done
             );
-            assert_eq!(store.upgrade_guest(guest.account_id, "w2", "h").await.unwrap(), Upgrade::NotGuest);
+            assert_eq!(
+                store.upgrade_guest(guest.account_id, "w2", "h").await.unwrap(),
+                Upgrade::NotGuest
+            );
             assert_eq!(store.authenticate("tok-g").await.unwrap(), None);
             let upgraded = store.account_by_username("Wanderer").await.unwrap().unwrap();
             assert_eq!((upgraded.id, upgraded.kind.as_str()), (guest.account_id, "registered"));
-            assert_eq!(store.characters(guest.account_id).await.unwrap()[0].id, guest.character_id);
+            assert_eq!(
+                store.characters(guest.account_id).await.unwrap()[0].id,
+                guest.character_id
+            );
             // Registered accounts are never purged as idle guests.
             assert_eq!(store.purge_guests(now_millis() + 1).await.unwrap(), 0);
             store.close().await;

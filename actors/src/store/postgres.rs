@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    is_unique_violation, like_escape, Account, CharacterInfo, Refresh, Upgrade, last_per_character, last_per_sector, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity,
-    LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
+    is_unique_violation, last_per_character, last_per_sector, ledger_lines, like_escape, now_millis, token_hash,
+    Account, Batch, CharacterInfo, HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, Refresh,
+    SectorSnapshot, Store, StoreError, Upgrade,
 };
 
 /// How long connecting (and every later wait for a pooled connection) may take before it fails.
@@ -88,12 +89,13 @@ impl PgStore {
     /// An account row with its capabilities.
     async fn account_of(&self, r: &sqlx::postgres::PgRow) -> Result<Account, StoreError> {
         let id = uuid_of(r, "id")?;
-        let capabilities = sqlx::query_scalar("SELECT capability FROM account_capabilities WHERE account_id = $1::uuid")
-            .bind(id.to_string())
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .collect();
+        let capabilities =
+            sqlx::query_scalar("SELECT capability FROM account_capabilities WHERE account_id = $1::uuid")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
         Ok(Account {
             id,
             kind: r.try_get("kind")?,
@@ -249,12 +251,11 @@ impl Store for PgStore {
     }
 
     async fn characters(&self, account_id: Uuid) -> Result<Vec<CharacterInfo>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id::text AS id, name FROM characters WHERE account_id = $1::uuid ORDER BY name, id",
-        )
-        .bind(account_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT id::text AS id, name FROM characters WHERE account_id = $1::uuid ORDER BY name, id")
+                .bind(account_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(CharacterInfo {

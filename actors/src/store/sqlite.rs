@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    is_unique_violation, like_escape, Account, CharacterInfo, Refresh, Upgrade, last_per_character, ledger_lines, now_millis, token_hash, Batch, HolderKind, Identity, LedgerAudit, LedgerLine,
-    LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
+    is_unique_violation, last_per_character, ledger_lines, like_escape, now_millis, token_hash, Account, Batch,
+    CharacterInfo, HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, Refresh, SectorSnapshot,
+    Store, StoreError, Upgrade,
 };
 
 /// SQLite-backed [`Store`].
@@ -359,10 +360,12 @@ impl Store for SqliteStore {
             tx.commit().await?;
             return Ok(Refresh::Rotated { account_id });
         }
-        let reused = sqlx::query("SELECT account_id, family FROM refresh_tokens WHERE token_hash = ? AND rotated_at IS NOT NULL")
-            .bind(token_hash(token))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let reused = sqlx::query(
+            "SELECT account_id, family FROM refresh_tokens WHERE token_hash = ? AND rotated_at IS NOT NULL",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(r) = reused else {
             return Ok(Refresh::Invalid);
         };
