@@ -32,6 +32,9 @@ enum Command {
     /// Manage guest accounts in the store.
     #[command(subcommand)]
     Guests(GuestsCommand),
+    /// Grant, revoke and list account capabilities in the store (no running server needed).
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Show or apply the store's migrations (`serve` applies pending ones when it starts).
     #[command(subcommand)]
     Migrate(MigrateCommand),
@@ -76,6 +79,34 @@ enum GuestsCommand {
         /// Guests created and not written for more than this many days are deleted.
         #[arg(long, default_value_t = 30.0)]
         older_than_days: f64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Grant a capability (admin, operator, galactic_citizen) to a registered account: how the first admin is made.
+    Grant {
+        /// The account's username (any case).
+        username: String,
+        /// The capability.
+        capability: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a capability from a registered account.
+    Revoke {
+        username: String,
+        capability: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List accounts (id, kind, username, capabilities), optionally those whose username contains QUERY.
+    List {
+        /// A part of a username, or an account id.
+        #[arg(default_value = "")]
+        query: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -221,6 +252,37 @@ struct ServeArgs {
     /// An origin allowed to use the HTTP API and the WebSocket from a browser (repeatable; `*` for any).
     #[arg(long = "cors-origin", env = "ORRERY_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// The key that signs access tokens (HMAC-SHA256, at least 32 bytes). Without it or --jwt-secret-file, a
+    /// development key is generated under --data-dir (with a warning).
+    #[arg(long, env = "ORRERY_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// A file holding the signing key (used when --jwt-secret is not given).
+    #[arg(long, env = "ORRERY_JWT_SECRET_FILE")]
+    jwt_secret_file: Option<PathBuf>,
+    /// Seconds an access token is valid.
+    #[arg(long, env = "ORRERY_ACCESS_TOKEN_TTL", default_value_t = 900.0)]
+    access_token_ttl: f64,
+    /// Days a refresh token is valid (each use replaces it).
+    #[arg(long, env = "ORRERY_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30.0)]
+    refresh_token_ttl_days: f64,
+    /// The most characters one account may have.
+    #[arg(long, env = "ORRERY_MAX_CHARACTERS_PER_ACCOUNT", default_value_t = 5)]
+    max_characters_per_account: usize,
+    /// Only accounts with the `galactic_citizen` capability may warp into the nexus region.
+    #[arg(long, env = "ORRERY_REQUIRE_CITIZENSHIP")]
+    require_citizenship: bool,
+    /// Login, registration, refresh and upgrade attempts per client address per minute (0: unlimited).
+    #[arg(long, env = "ORRERY_LOGINS_PER_MINUTE", default_value_t = orrery_api::RateLimit::LOGINS_PER_ADDRESS.per_minute)]
+    logins_per_minute: u32,
+    /// Such attempts one address may make in a burst.
+    #[arg(long, env = "ORRERY_LOGIN_BURST", default_value_t = orrery_api::RateLimit::LOGINS_PER_ADDRESS.burst)]
+    login_burst: u32,
+    /// Login and registration attempts per username per minute, from any address (0: unlimited).
+    #[arg(long, env = "ORRERY_ACCOUNT_LOGINS_PER_MINUTE", default_value_t = orrery_api::RateLimit::LOGINS_PER_ACCOUNT.per_minute)]
+    account_logins_per_minute: u32,
+    /// Such attempts one username may take in a burst.
+    #[arg(long, env = "ORRERY_ACCOUNT_LOGIN_BURST", default_value_t = orrery_api::RateLimit::LOGINS_PER_ACCOUNT.burst)]
+    account_login_burst: u32,
 }
 
 /// A duration flag in seconds, which must be positive.
@@ -302,6 +364,30 @@ impl ServeArgs {
             (self.guest_ttl_days > 0.0).then(|| Duration::from_secs_f64(self.guest_ttl_days * 86_400.0));
         config.max_sessions = self.max_sessions;
         config.cors_origins = self.cors_origins;
+        anyhow::ensure!(
+            self.max_characters_per_account >= 1,
+            "--max-characters-per-account must be at least 1"
+        );
+        anyhow::ensure!(
+            self.refresh_token_ttl_days.is_finite() && self.refresh_token_ttl_days > 0.0,
+            "--refresh-token-ttl-days must be positive"
+        );
+        config.identity = orrery_api::IdentityConfig {
+            jwt_secret: self.jwt_secret,
+            jwt_secret_file: self.jwt_secret_file,
+            access_ttl: secs("access-token-ttl", self.access_token_ttl)?.max(Duration::from_secs(1)),
+            refresh_ttl: Duration::from_secs_f64(self.refresh_token_ttl_days * 86_400.0),
+            max_characters: self.max_characters_per_account,
+            require_citizenship: self.require_citizenship,
+            per_address: orrery_api::RateLimit {
+                per_minute: self.logins_per_minute,
+                burst: self.login_burst,
+            },
+            per_account: orrery_api::RateLimit {
+                per_minute: self.account_logins_per_minute,
+                burst: self.account_login_burst,
+            },
+        };
         Ok(config)
     }
 }
@@ -353,6 +439,54 @@ async fn purge_guests(older_than_days: f64, store: StoreArgs) -> anyhow::Result<
     let n = store.purge_guests(cutoff).await?;
     store.close().await;
     eprintln!("purged {n} guests idle for more than {older_than_days} days");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn accounts(cmd: AccountsCommand) -> anyhow::Result<ExitCode> {
+    use orrery_api::accounts::cli;
+    let store_args = match &cmd {
+        AccountsCommand::Grant { store, .. }
+        | AccountsCommand::Revoke { store, .. }
+        | AccountsCommand::List { store, .. } => store,
+    };
+    if store_args.database_url.is_none() {
+        store_args.embedded_file(true)?;
+    }
+    let store = orrery_api::open_store(store_args.database_url.as_deref(), &store_args.data_dir).await?;
+    let result = match &cmd {
+        AccountsCommand::Grant {
+            username, capability, ..
+        } => cli::grant(&store, username, capability).await.map(|added| {
+            if added {
+                eprintln!("granted {capability} to {username}");
+            } else {
+                eprintln!("{username} already had {capability}");
+            }
+        }),
+        AccountsCommand::Revoke {
+            username, capability, ..
+        } => cli::revoke(&store, username, capability).await.map(|removed| {
+            if removed {
+                eprintln!("revoked {capability} from {username}");
+            } else {
+                eprintln!("{username} did not have {capability}");
+            }
+        }),
+        AccountsCommand::List { query, .. } => cli::list(&store, query).await.map(|accounts| {
+            for a in accounts {
+                let caps: Vec<&str> = a.capabilities.iter().map(String::as_str).collect();
+                eprintln!(
+                    "{}  {:<10} {:<32} {}",
+                    a.id,
+                    a.kind,
+                    a.username.as_deref().unwrap_or("-"),
+                    caps.join(",")
+                );
+            }
+        }),
+    };
+    store.close().await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -459,6 +593,7 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(cmd) => current_thread()?.block_on(migrate(cmd)),
         Command::Admin(args) => Ok(current_thread()?.block_on(admin_cli::run(*args))),
+        Command::Accounts(cmd) => current_thread()?.block_on(accounts(cmd)),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

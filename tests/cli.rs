@@ -175,7 +175,7 @@ async fn migrate_lists_and_applies_module_migrations_on_both_backends() {
         let out = orrery(&up);
         let text = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{text}");
-        assert!(text.contains("applied 6 migrations"), "{text}");
+        assert!(text.contains("applied 7 migrations"), "{text}");
         let mut status = vec!["migrate", "status"];
         status.extend_from_slice(&store[..]);
         let out = orrery(&status);

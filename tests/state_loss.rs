@@ -142,6 +142,7 @@ async fn a_snapshot_queued_before_a_ship_was_parked_never_overwrites_the_parking
         conn,
         encoding: Encoding::Json,
         leftover: Bytes::new(),
+        nexus_allowed: true,
     };
     Actor::spawn(None, SessionActor::<SpaceTrade>::default(), args)
         .await

@@ -29,6 +29,9 @@ pub struct SessionLink {
     pub input: Mutex<InputState>,
     sector: Mutex<SectorId>,
     in_transit: AtomicBool,
+    /// Whether the session may take its ship into the nexus region (false only when the server requires
+    /// citizenship and the account lacks it).
+    nexus_allowed: AtomicBool,
     session_actor: OnceLock<ActorRef<SessionMsg>>,
 }
 
@@ -52,6 +55,7 @@ impl SessionLink {
             input: Mutex::new(InputState::default()),
             sector: Mutex::new(sector),
             in_transit: AtomicBool::new(false),
+            nexus_allowed: AtomicBool::new(true),
             session_actor: OnceLock::new(),
         })
     }
@@ -66,6 +70,16 @@ impl SessionLink {
         if let Some(actor) = self.session_actor.get() {
             let _ = actor.cast(SessionMsg::Closed);
         }
+    }
+
+    /// Sets whether the session may take its ship into the nexus region (allowed unless set otherwise).
+    pub fn set_nexus_allowed(&self, allowed: bool) {
+        self.nexus_allowed.store(allowed, Ordering::Release);
+    }
+
+    /// Whether the session may take its ship into the nexus region.
+    pub fn nexus_allowed(&self) -> bool {
+        self.nexus_allowed.load(Ordering::Acquire)
     }
 
     /// The sector the session's ship is in (or was in, while in transit).
@@ -171,6 +185,8 @@ pub struct Directory<G: Game> {
     draining: AtomicBool,
     /// Keyed commands between their arrival and their commit.
     pub keys: crate::ledger::KeyBook,
+    /// The regions that are the nexus (from the game's layout, read once when first needed).
+    nexus_regions: OnceLock<Vec<RegionId>>,
 }
 
 impl<G: Game> std::fmt::Debug for Directory<G> {
@@ -193,6 +209,7 @@ impl<G: Game> Default for Directory<G> {
             next_parcel: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             keys: crate::ledger::KeyBook::default(),
+            nexus_regions: OnceLock::new(),
         }
     }
 }
@@ -250,6 +267,14 @@ impl<G: Game> Directory<G> {
     /// The region a sector belongs to.
     pub fn region_of(&self, id: SectorId) -> Option<RegionId> {
         self.sectors.get(&id).map(|e| e.region)
+    }
+
+    /// Whether a sector belongs to a nexus region; `layout` (the game's) is read the first time only.
+    pub fn in_nexus(&self, sector: SectorId, layout: impl FnOnce() -> Vec<orrery_engine::RegionLayout>) -> bool {
+        let nexus = self
+            .nexus_regions
+            .get_or_init(|| layout().into_iter().filter(|r| r.nexus).map(|r| r.id).collect());
+        self.region_of(sector).is_some_and(|r| nexus.contains(&r))
     }
 
     /// Every running sector actor.

@@ -517,7 +517,8 @@ mod tests {
 
     use super::*;
     use crate::store::{
-        Batch, Identity, LedgerAudit, LedgerLine, LedgerPage, LedgerTx, ParkedAvatar, SectorSnapshot, Store,
+        Account, Batch, CharacterInfo, Identity, LedgerAudit, LedgerLine, LedgerPage, LedgerTx, ParkedAvatar, Refresh,
+        SectorSnapshot, Store, Upgrade,
     };
 
     /// A store whose writes fail while `down` is set (with a transient error), or with the next scripted error.
@@ -549,6 +550,45 @@ mod tests {
             refused()
         }
         async fn authenticate(&self, _: &str) -> Result<Option<Identity>, StoreError> {
+            refused()
+        }
+        async fn create_account(&self, _: &str, _: &str) -> Result<Option<Uuid>, StoreError> {
+            refused()
+        }
+        async fn account(&self, _: Uuid) -> Result<Option<Account>, StoreError> {
+            refused()
+        }
+        async fn account_by_username(&self, _: &str) -> Result<Option<Account>, StoreError> {
+            refused()
+        }
+        async fn search_accounts(&self, _: &str, _: u32) -> Result<Vec<Account>, StoreError> {
+            refused()
+        }
+        async fn upgrade_guest(&self, _: Uuid, _: &str, _: &str) -> Result<Upgrade, StoreError> {
+            refused()
+        }
+        async fn characters(&self, _: Uuid) -> Result<Vec<CharacterInfo>, StoreError> {
+            refused()
+        }
+        async fn character(&self, _: Uuid) -> Result<Option<CharacterInfo>, StoreError> {
+            refused()
+        }
+        async fn create_character(&self, _: Uuid, _: &str, _: usize) -> Result<Option<CharacterInfo>, StoreError> {
+            refused()
+        }
+        async fn add_refresh_token(&self, _: Uuid, _: &str, _: Uuid, _: i64) -> Result<(), StoreError> {
+            refused()
+        }
+        async fn rotate_refresh_token(&self, _: &str, _: &str, _: i64) -> Result<Refresh, StoreError> {
+            refused()
+        }
+        async fn revoke_refresh_token(&self, _: &str) -> Result<bool, StoreError> {
+            refused()
+        }
+        async fn grant_capability(&self, _: Uuid, _: &str, _: &str) -> Result<bool, StoreError> {
+            refused()
+        }
+        async fn revoke_capability(&self, _: Uuid, _: &str) -> Result<bool, StoreError> {
             refused()
         }
         async fn load_avatar(&self, _: Uuid) -> Result<Option<ParkedAvatar>, StoreError> {

@@ -65,7 +65,9 @@ impl Principal {
 /// The name the audit log gives the static admin token (`token:admin`).
 pub const ADMIN_TOKEN_NAME: &str = "admin";
 
-/// The caller behind a request's bearer token (`401 unauthorized` when there is none or it is not valid).
+/// The caller behind a request's bearer token (`401 unauthorized` when there is none or it is not valid): the
+/// static admin token is [`Principal::Service`]; an access token (JWT) or a guest's token is
+/// [`Principal::Account`] with the capabilities the store holds for that account now.
 pub async fn principal<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let given = bearer(headers).ok_or(ApiError::Unauthorized)?;
     if let Some(expected) = &app.admin_token {
@@ -75,13 +77,8 @@ pub async fn principal<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Pri
             });
         }
     }
-    // A player's login token names an account (which holds no capability until one is granted).
-    let identity = crate::auth::identity(app, &given).await?;
-    Ok(Principal::Account {
-        id: identity.account_id,
-        username: identity.name,
-        capabilities: BTreeSet::new(),
-    })
+    let caller = crate::accounts::caller(app, &given).await?;
+    Ok(crate::accounts::principal_of(caller.account))
 }
 
 /// The caller, who must hold one of `capabilities` (`403 forbidden` otherwise).

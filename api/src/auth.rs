@@ -1,4 +1,5 @@
-//! `POST /v1/auth/guest`: a guest account with one character, and the token that opens a WebSocket session.
+//! `POST /v1/auth/guest`: a guest account with one character, and the token that opens a WebSocket session (a guest
+//! can later become a registered account keeping its character: `POST /v1/accounts/upgrade`, in [`crate::accounts`]).
 
 use std::sync::Arc;
 
@@ -141,11 +142,6 @@ pub(crate) async fn world<G: Game>(State(app): State<Arc<App<G>>>) -> Json<serde
         })
         .collect();
     Json(serde_json::json!({ "regions": regions }))
-}
-
-/// The identity behind a login token (`401 unauthorized` for an unknown one).
-pub(crate) async fn identity<G: Game>(app: &App<G>, token: &str) -> Result<Identity, ApiError> {
-    app.node.store.authenticate(token).await?.ok_or(ApiError::Unauthorized)
 }
 
 /// The token of a request: `?token=` or `Authorization: Bearer`.

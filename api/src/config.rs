@@ -44,6 +44,53 @@ impl RateLimit {
         per_minute: 120,
         burst: 30,
     };
+    /// The default limit of login attempts per address: 30 a minute, bursts of 10.
+    pub const LOGINS_PER_ADDRESS: RateLimit = RateLimit {
+        per_minute: 30,
+        burst: 10,
+    };
+    /// The default limit of login attempts per account: 10 a minute, bursts of 5.
+    pub const LOGINS_PER_ACCOUNT: RateLimit = RateLimit {
+        per_minute: 10,
+        burst: 5,
+    };
+}
+
+/// Accounts, tokens and entitlements.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// The HMAC key that signs access tokens (`--jwt-secret`, `ORRERY_JWT_SECRET`; at least 32 bytes).
+    pub jwt_secret: Option<String>,
+    /// A file holding that key (`--jwt-secret-file`), when no secret is given. Without either, a development key
+    /// is generated under the data directory (with a warning).
+    pub jwt_secret_file: Option<PathBuf>,
+    /// How long an access token is valid.
+    pub access_ttl: Duration,
+    /// How long a refresh token is valid (each use replaces it with a fresh one).
+    pub refresh_ttl: Duration,
+    /// The most characters one account may have.
+    pub max_characters: usize,
+    /// Whether entering the nexus region needs the `galactic_citizen` capability.
+    pub require_citizenship: bool,
+    /// Login, registration, refresh and guest upgrade attempts per client address.
+    pub per_address: RateLimit,
+    /// Login and registration attempts per username (whatever the address).
+    pub per_account: RateLimit,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_secret_file: None,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_characters: 5,
+            require_citizenship: false,
+            per_address: RateLimit::LOGINS_PER_ADDRESS,
+            per_account: RateLimit::LOGINS_PER_ACCOUNT,
+        }
+    }
 }
 
 /// Where the world comes from.
@@ -87,6 +134,8 @@ pub struct ServerConfig {
     /// Origins allowed to call the HTTP API from a browser (CORS) and to open the WebSocket; `*` allows any.
     /// Empty: no CORS headers, and the WebSocket accepts any `Origin`.
     pub cors_origins: Vec<String>,
+    /// Accounts, tokens and entitlements.
+    pub identity: IdentityConfig,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +155,7 @@ impl Default for ServerConfig {
             ledger_reads: RateLimit::LEDGER_READS,
             max_sessions: 10_000,
             cors_origins: Vec::new(),
+            identity: IdentityConfig::default(),
         }
     }
 }

@@ -14,9 +14,11 @@ pub const STORAGE_RETRY_AFTER: u64 = 5;
 /// Everything an HTTP endpoint can refuse. Store and internal details are logged, never sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Every refused credential (missing, unknown, expired, tampered or revoked token; wrong username or password)
+    /// gets this same answer, which does not say which part was wrong.
     #[error(
-        "this endpoint needs `Authorization: Bearer <token>` (a login's token, or the admin token for /v1/admin); \
-         none was given or it is not valid"
+        "invalid credentials: this needs `Authorization: Bearer <token>` (an access token from /v1/auth/login, a \
+         guest token, or the admin token) or, to log in, a valid username and password"
     )]
     Unauthorized,
     #[error(
@@ -26,6 +28,12 @@ pub enum ApiError {
     Forbidden,
     #[error("{1}")]
     BadRequest(&'static str, String),
+    /// `409` with a code naming the conflict (`username_taken`, `character_limit`, ...).
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// Too many login or registration attempts for one account.
+    #[error("too many attempts for this account; retry in {retry_after} s")]
+    AccountRateLimited { retry_after: u64 },
     #[error("not found: {0}")]
     NotFound(String),
     #[error("character {0} is not yours: log in as its owner, or use the admin token")]
@@ -72,6 +80,8 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
+            ApiError::AccountRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotYours(_) => (StatusCode::FORBIDDEN, "not_yours"),
             ApiError::CharacterOnline => (StatusCode::CONFLICT, "character_online"),
@@ -117,7 +127,9 @@ impl IntoResponse for ApiError {
         }
         let (status, code) = self.status_and_code();
         let retry_after = match &self {
-            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ApiError::RateLimited { retry_after, .. } | ApiError::AccountRateLimited { retry_after } => {
+                Some(*retry_after)
+            }
             ApiError::AtCapacity(_) => Some(AT_CAPACITY_RETRY_AFTER),
             ApiError::StorageUnavailable(_) | ApiError::AuditUnavailable(_) => Some(STORAGE_RETRY_AFTER),
             _ => None,

@@ -165,9 +165,19 @@ pub(crate) async fn character<G: Game>(
         .await
         .is_ok_and(|who| who.has(access::ADMIN) || who.has(access::OPERATOR));
     if !operator {
+        // The owning account's access token, or its guest token.
         let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
-        let identity = crate::auth::identity(&app, &token).await?;
-        if identity.character_id != id {
+        let caller = crate::accounts::caller(&app, &token).await?;
+        let owned = match &caller.guest {
+            Some(identity) if identity.character_id == id => true,
+            _ => app
+                .node
+                .store
+                .character(id)
+                .await?
+                .is_some_and(|c| c.account_id == caller.account.id),
+        };
+        if !owned {
             return Err(ApiError::NotYours(id));
         }
     }

@@ -7,6 +7,8 @@
 //!   connection cap and the header, idle and drain timeouts.
 //! - [`limits`]: per-request limits: request timeout, body size, CORS, guest login rate, admission control.
 //! - [`ws`]: the WebSocket handshake that hands a connection to a session actor.
+//! - [`accounts`]: registration, password login, refresh tokens, characters, guest upgrade, capability grants.
+//! - [`tokens`]: password hashes, access tokens (JWT), refresh tokens and the signing key.
 //! - [`access`]: who calls an endpoint ([`access::Principal`]) and the one place capabilities are checked.
 //! - [`audit`]: the audit trail of admin actions and `GET /v1/admin/audit`.
 //! - [`openapi`]: the OpenAPI document (`GET /v1/openapi.json`), generated from the handlers' annotations.
@@ -17,6 +19,7 @@
 //! - [`error`]: the API error type and its JSON form.
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
@@ -29,6 +32,7 @@ pub mod ledger;
 pub mod limits;
 pub mod openapi;
 pub mod server;
+pub mod tokens;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -51,7 +55,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub use config::{GalaxySource, RateLimit, ServerConfig};
+pub use config::{GalaxySource, IdentityConfig, RateLimit, ServerConfig};
 
 /// Shared state of the HTTP handlers.
 pub struct App<G: Game> {
@@ -74,6 +78,8 @@ pub struct App<G: Game> {
     pub ledger_limiter: limits::AddressLimiter,
     /// Audit log reads per client address (the ledger reads' rate).
     pub audit_limiter: limits::AddressLimiter,
+    /// Accounts, tokens and entitlements.
+    pub accounts: accounts::Accounts,
     shutting_down: AtomicBool,
 }
 
@@ -166,6 +172,27 @@ pub fn routes<G: Game>() -> Vec<Route<G>> {
             ledger::character::<G>,
         ),
         Route::new(Method::GET, "/v1/ws", PUBLIC, ws::upgrade::<G>),
+        Route::new(Method::POST, "/v1/auth/login", PUBLIC, accounts::login::<G>),
+        Route::new(Method::POST, "/v1/auth/refresh", PUBLIC, accounts::refresh::<G>),
+        Route::new(Method::POST, "/v1/auth/logout", PUBLIC, accounts::logout::<G>),
+        Route::new(Method::POST, "/v1/accounts", PUBLIC, accounts::register::<G>),
+        Route::new(Method::POST, "/v1/accounts/upgrade", PUBLIC, accounts::upgrade::<G>),
+        Route::new(Method::GET, "/v1/accounts/me", PUBLIC, accounts::me::<G>),
+        Route::new(Method::GET, "/v1/characters", PUBLIC, accounts::list_characters::<G>),
+        Route::new(Method::POST, "/v1/characters", PUBLIC, accounts::create_character::<G>),
+        Route::new(Method::GET, "/v1/admin/accounts", OPERATOR, accounts::search::<G>),
+        Route::new(
+            Method::POST,
+            "/v1/admin/accounts/{id}/capabilities",
+            OPERATOR,
+            accounts::grant::<G>,
+        ),
+        Route::new(
+            Method::DELETE,
+            "/v1/admin/accounts/{id}/capabilities/{capability}",
+            OPERATOR,
+            accounts::revoke::<G>,
+        ),
     ]
 }
 
@@ -291,6 +318,7 @@ pub async fn start_with<G: Game>(
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
+    let accounts = accounts::Accounts::new(&config.identity, &config.data_dir).context("the JWT signing key")?;
     let node = Node::start(game, store, config.engine.clone()).await?;
     let app = Arc::new(App {
         node,
@@ -305,6 +333,7 @@ pub async fn start_with<G: Game>(
         guest_limiter: limits::AddressLimiter::new(config.guests.per_minute, config.guests.burst),
         ledger_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
         audit_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
+        accounts,
         shutting_down: AtomicBool::new(false),
     });
     let chores = limits::spawn_chores(Arc::clone(&app), config.guests.ttl);

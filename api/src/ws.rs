@@ -56,7 +56,11 @@ async fn take_over<G: Game>(app: &App<G>, character: Uuid, session: Uuid) -> Res
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct WsQuery {
+    /// An access token (JWT) or a guest's token (else the `Authorization: Bearer` header).
     token: Option<String>,
+    /// The character to play (a UUID of the caller's account); optional for a guest's token and for an account with
+    /// exactly one character.
+    character: Option<String>,
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -145,7 +149,9 @@ pub(crate) async fn upgrade<G: Game>(
     }
     let (encoding, echo_protocol) = negotiate(headers)?;
     let token = q.token.or_else(|| bearer(headers)).ok_or(ApiError::Unauthorized)?;
-    let identity = crate::auth::identity(&app, &token).await?;
+    let caller = crate::accounts::caller(&app, &token).await?;
+    let identity = crate::accounts::session_character(&app, &caller, q.character.as_deref()).await?;
+    let nexus_allowed = crate::accounts::nexus_allowed(&app, &caller.account);
     let session = Uuid::new_v4();
     take_over(&app, identity.character_id, session).await?;
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -184,6 +190,7 @@ pub(crate) async fn upgrade<G: Game>(
             conn,
             encoding,
             leftover: parts.read_buf,
+            nexus_allowed,
         };
         if let Err(e) = Actor::spawn(None, SessionActor::<G>::default(), args).await {
             warn!(error = %e, "session failed to start");

@@ -121,6 +121,12 @@ pub trait Game: Send + Sync + Sized + 'static {
         let _ = command;
         None
     }
+    /// The sector a command would take the avatar to (a warp's target), if it is such a command: the machinery
+    /// checks it against the session's permissions (entering the nexus region) before the command is applied.
+    fn command_destination(&self, command: &Self::Command) -> Option<SectorId> {
+        let _ = command;
+        None
+    }
     /// What a new avatar holds that the world issued to it (starting credits...), as postings from
     /// [`crate::Holder::World`]: written once per character, as the ledger's opening entry for it.
     fn avatar_opening(&self, avatar: &Self::Avatar) -> Vec<Posting> {

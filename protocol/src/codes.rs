@@ -19,6 +19,9 @@ pub const INVALID_KEY: &str = "invalid_key";
 /// The database cannot be written right now: a command that must be on disk before it is acknowledged (a trade)
 /// was refused and changed nothing; retry later (with the same `key`).
 pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+/// The destination is in the nexus region, which this server opens only to accounts holding the
+/// `galactic_citizen` capability (`--require-citizenship`); the command changed nothing (the ship stays where it was).
+pub const CITIZENSHIP_REQUIRED: &str = "citizenship_required";
 
 /// Normal closure (the client asked to close).
 pub const CLOSE_NORMAL: u16 = 1000;

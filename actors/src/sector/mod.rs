@@ -1015,6 +1015,20 @@ impl<G: Game> SectorState<G> {
     }
 
     fn apply_command(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command, key: Option<String>) {
+        if !link.nexus_allowed() {
+            if let Some(to) = self.game.command_destination(&command) {
+                if self.directory.in_nexus(to, || self.game.layout()) {
+                    metrics::counter!("orrery_commands_refused_total", "reason" => "citizenship_required").increment(1);
+                    return self.answer(&link, req_id, key.as_deref(), |id| {
+                        ServerFrame::error(
+                            id,
+                            codes::CITIZENSHIP_REQUIRED,
+                            "the nexus region is open to galactic citizens only (capability `galactic_citizen`)",
+                        )
+                    });
+                }
+            }
+        }
         let now = now_millis();
         self.meters.commands.increment(1);
         let durable = self.game.durable(&command);

@@ -89,6 +89,8 @@ pub struct SessionArgs<G: Game> {
     pub encoding: Encoding,
     /// Bytes the HTTP layer read past the upgrade request.
     pub leftover: Bytes,
+    /// Whether the session may take its ship into the nexus region (see `SessionLink::nexus_allowed`).
+    pub nexus_allowed: bool,
 }
 
 /// The session actor.
@@ -314,6 +316,7 @@ impl<G: Game> Actor for SessionActor<G> {
             input.push(&a.leftover);
             *link.input.lock() = input;
         }
+        link.set_nexus_allowed(a.nexus_allowed);
         link.set_session_actor(myself.clone());
         a.directory.attach_session(Arc::clone(&link));
         let welcome = ServerFrame::<G>::new(

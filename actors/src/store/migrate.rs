@@ -241,10 +241,13 @@ mod tests {
     async fn a_fresh_database_gets_every_module_in_order_then_nothing_more() {
         for (pool, _db) in fresh().await {
             let before = status(&pool).await.unwrap();
-            assert_eq!(before.pending(), 6);
+            assert_eq!(before.pending(), 7);
             let modules: Vec<&str> = before.known.iter().map(|m| m.module).collect();
-            assert_eq!(modules, ["identity", "world", "world", "world", "economy", "audit"]);
-            assert_eq!(up(&pool).await.unwrap(), 6);
+            assert_eq!(
+                modules,
+                ["identity", "world", "world", "world", "economy", "identity", "audit"]
+            );
+            assert_eq!(up(&pool).await.unwrap(), 7);
             assert_eq!(up(&pool).await.unwrap(), 0);
             assert!(status(&pool).await.unwrap().known.iter().all(|m| m.applied));
         }
@@ -265,13 +268,15 @@ mod tests {
             "the legacy migration is known: {:?}",
             before.unknown
         );
-        assert_eq!(up(&pool).await.unwrap(), 6);
-        let name: String = sqlx::query("SELECT name FROM accounts WHERE id = 'a'")
+        assert_eq!(up(&pool).await.unwrap(), 7);
+        let row = sqlx::query("SELECT name, kind, username FROM accounts WHERE id = 'a'")
             .fetch_one(p)
             .await
-            .unwrap()
-            .get(0);
-        assert_eq!(name, "Old");
+            .unwrap();
+        assert_eq!(row.get::<String, _>(0), "Old");
+        // The accounts migration carried it forward: still a guest, with no username yet.
+        assert_eq!(row.get::<String, _>(1), "guest");
+        assert_eq!(row.get::<Option<String>, _>(2), None);
         let after = status(&pool).await.unwrap();
         assert!(after.known.iter().all(|m| m.applied) && after.unknown.is_empty());
     }

@@ -223,6 +223,52 @@ impl Batch {
     }
 }
 
+/// An account as the identity endpoints see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: Uuid,
+    /// `guest` or `registered`.
+    pub kind: String,
+    /// The login name of a registered account (as typed at registration; unique whatever its case).
+    pub username: Option<String>,
+    /// The argon2id hash (PHC string) of a registered account's password.
+    pub password_hash: Option<String>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// The capabilities granted to the account.
+    pub capabilities: std::collections::BTreeSet<String>,
+}
+
+/// One character of an account.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CharacterInfo {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// It was live: it is now rotated, and the new token (same family) replaces it.
+    Rotated { account_id: Uuid },
+    /// It had already been rotated (a replay, or a stolen copy): its whole family is now revoked.
+    Reused { account_id: Uuid },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// What a guest upgrade found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// The guest is now a registered account (same id, same characters).
+    Done,
+    /// Another account has that username.
+    UsernameTaken,
+    /// The account is not a guest (already registered, or gone).
+    NotGuest,
+}
+
 /// The persistence contract of the machinery.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -231,6 +277,46 @@ pub trait Store: Send + Sync + 'static {
     async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError>;
     /// The identity behind a token, if any.
     async fn authenticate(&self, token: &str) -> Result<Option<Identity>, StoreError>;
+    /// Creates a registered account with no character; `None` when the username is taken (whatever its case).
+    async fn create_account(&self, username: &str, password_hash: &str) -> Result<Option<Uuid>, StoreError>;
+    /// An account by id, with its capabilities.
+    async fn account(&self, id: Uuid) -> Result<Option<Account>, StoreError>;
+    /// A registered account by username (whatever its case), with its capabilities.
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError>;
+    /// Accounts whose username contains `query` (whatever its case) or whose id is `query`, at most `limit`, by
+    /// creation time.
+    async fn search_accounts(&self, query: &str, limit: u32) -> Result<Vec<Account>, StoreError>;
+    /// Makes a guest a registered account with this username and password, keeping its id and characters; its guest
+    /// tokens are revoked (it logs in with its password from now on).
+    async fn upgrade_guest(&self, id: Uuid, username: &str, password_hash: &str) -> Result<Upgrade, StoreError>;
+    /// An account's characters, by name.
+    async fn characters(&self, account_id: Uuid) -> Result<Vec<CharacterInfo>, StoreError>;
+    /// A character by id.
+    async fn character(&self, id: Uuid) -> Result<Option<CharacterInfo>, StoreError>;
+    /// Creates a character for an account unless it already has `limit` of them (`None` then).
+    async fn create_character(
+        &self,
+        account_id: Uuid,
+        name: &str,
+        limit: usize,
+    ) -> Result<Option<CharacterInfo>, StoreError>;
+    /// Stores a new refresh token (hashed) of `family`, valid until `expires_at` (ms since the epoch).
+    async fn add_refresh_token(
+        &self,
+        account_id: Uuid,
+        token: &str,
+        family: Uuid,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Presents a refresh token: a live one is rotated into `next` (same family, valid until `expires_at`); a
+    /// rotated one revokes its whole family.
+    async fn rotate_refresh_token(&self, token: &str, next: &str, expires_at: i64) -> Result<Refresh, StoreError>;
+    /// Revokes a refresh token's whole family (logout); false if the token was unknown or no longer live.
+    async fn revoke_refresh_token(&self, token: &str) -> Result<bool, StoreError>;
+    /// Grants a capability; false if the account already had it.
+    async fn grant_capability(&self, account_id: Uuid, capability: &str, granted_by: &str) -> Result<bool, StoreError>;
+    /// Revokes a capability; false if the account did not have it.
+    async fn revoke_capability(&self, account_id: Uuid, capability: &str) -> Result<bool, StoreError>;
     /// A character's parked avatar, if it has one yet.
     async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError>;
     /// The sector chosen at sign-up for a character that has never logged in.
@@ -295,6 +381,23 @@ pub(crate) fn ledger_lines(txs: &[LedgerTx]) -> Vec<(Uuid, i32, &LedgerEntry)> {
     txs.iter()
         .flat_map(|t| t.entries.iter().enumerate().map(move |(i, e)| (t.id, i as i32, e)))
         .collect()
+}
+
+/// Whether a database error is a unique-constraint violation (a username taken).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+/// `text` with the `LIKE` wildcards (and the escape character `\`) escaped.
+pub(crate) fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The hex SHA-256 of a token: only hashes are stored.
@@ -419,6 +522,112 @@ mod tests {
             assert_eq!(store.load_avatar(id.character_id).await.unwrap(), Some(parked));
             assert_eq!(store.load_sectors().await.unwrap(), vec![snap]);
             assert_eq!(store.authenticate("tok-1").await.unwrap(), Some(id));
+            store.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn accounts_refresh_families_characters_and_capabilities() {
+        for place in places().await {
+            let store = place.open().await;
+            let ada = store.create_account("Ada", "hash-a").await.unwrap().unwrap();
+            assert_eq!(
+                store.create_account("ADA", "hash-b").await.unwrap(),
+                None,
+                "taken whatever its case"
+            );
+            let found = store.account_by_username("aDa").await.unwrap().unwrap();
+            assert_eq!((found.id, found.kind.as_str()), (ada, "registered"));
+            assert_eq!(found.username.as_deref(), Some("Ada"));
+            assert_eq!(found.password_hash.as_deref(), Some("hash-a"));
+            // Search: a part of the username (LIKE wildcards are literal), or the id.
+            store.create_account("a_b%c", "h").await.unwrap().unwrap();
+            assert_eq!(store.search_accounts("_b%", 10).await.unwrap().len(), 1);
+            assert_eq!(store.search_accounts("%", 10).await.unwrap().len(), 1);
+            assert_eq!(store.search_accounts(&ada.to_string(), 10).await.unwrap()[0].id, ada);
+            assert_eq!(store.search_accounts("", 10).await.unwrap().len(), 2);
+
+            // Characters up to the limit.
+            let one = store.create_character(ada, "One", 2).await.unwrap().unwrap();
+            let two = store.create_character(ada, "Two", 2).await.unwrap().unwrap();
+            assert_eq!(store.create_character(ada, "Three", 2).await.unwrap(), None);
+            assert_eq!(store.characters(ada).await.unwrap(), vec![one.clone(), two]);
+            assert_eq!(store.character(one.id).await.unwrap(), Some(one));
+            assert_eq!(store.character(Uuid::new_v4()).await.unwrap(), None);
+
+            // Refresh tokens rotate; a rotated one presented again revokes the family.
+            let later = now_millis() + 60_000;
+            let family = Uuid::new_v4();
+            store.add_refresh_token(ada, "r1", family, later).await.unwrap();
+            assert_eq!(
+                store.rotate_refresh_token("r1", "r2", later).await.unwrap(),
+                Refresh::Rotated { account_id: ada }
+            );
+            assert_eq!(
+                store.rotate_refresh_token("r1", "r3", later).await.unwrap(),
+                Refresh::Reused { account_id: ada }
+            );
+            assert_eq!(
+                store.rotate_refresh_token("r2", "r4", later).await.unwrap(),
+                Refresh::Invalid
+            );
+            assert_eq!(
+                store.rotate_refresh_token("nope", "r5", later).await.unwrap(),
+                Refresh::Invalid
+            );
+            // Logout revokes; an expired token is refused.
+            store.add_refresh_token(ada, "s1", Uuid::new_v4(), later).await.unwrap();
+            assert!(store.revoke_refresh_token("s1").await.unwrap());
+            assert!(!store.revoke_refresh_token("s1").await.unwrap());
+            assert_eq!(
+                store.rotate_refresh_token("s1", "s2", later).await.unwrap(),
+                Refresh::Invalid
+            );
+            store
+                .add_refresh_token(ada, "old", Uuid::new_v4(), now_millis() - 1)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.rotate_refresh_token("old", "new", later).await.unwrap(),
+                Refresh::Invalid
+            );
+
+            // Capabilities.
+            assert!(store.grant_capability(ada, "admin", "token:admin").await.unwrap());
+            assert!(!store.grant_capability(ada, "admin", "token:admin").await.unwrap());
+            assert!(store
+                .account(ada)
+                .await
+                .unwrap()
+                .unwrap()
+                .capabilities
+                .contains("admin"));
+            assert!(store.revoke_capability(ada, "admin").await.unwrap());
+            assert!(!store.revoke_capability(ada, "admin").await.unwrap());
+
+            // A guest upgrade keeps the id and the character, and retires the guest token.
+            let guest = store.create_guest("Wanderer", "tok-g", None).await.unwrap();
+            assert_eq!(
+                store.upgrade_guest(guest.account_id, "ada", "h").await.unwrap(),
+                Upgrade::UsernameTaken
+            );
+            assert_eq!(
+                store.upgrade_guest(guest.account_id, "wanderer", "h").await.unwrap(),
+                Upgrade::Done
+            );
+            assert_eq!(
+                store.upgrade_guest(guest.account_id, "w2", "h").await.unwrap(),
+                Upgrade::NotGuest
+            );
+            assert_eq!(store.authenticate("tok-g").await.unwrap(), None);
+            let upgraded = store.account_by_username("Wanderer").await.unwrap().unwrap();
+            assert_eq!((upgraded.id, upgraded.kind.as_str()), (guest.account_id, "registered"));
+            assert_eq!(
+                store.characters(guest.account_id).await.unwrap()[0].id,
+                guest.character_id
+            );
+            // Registered accounts are never purged as idle guests.
+            assert_eq!(store.purge_guests(now_millis() + 1).await.unwrap(), 0);
             store.close().await;
         }
     }

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    last_per_character, last_per_sector, ledger_lines, now_millis, token_hash, AuditEntry, AuditOutcome, AuditQuery,
-    AuditRecord, Batch, HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, SectorSnapshot, Store,
-    StoreError,
+    is_unique_violation, last_per_character, last_per_sector, ledger_lines, like_escape, now_millis, token_hash,
+    Account, AuditEntry, AuditOutcome, AuditQuery, AuditRecord, Batch, CharacterInfo, HolderKind, Identity,
+    LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, Refresh, SectorSnapshot, Store, StoreError, Upgrade,
 };
 
 /// How long connecting (and every later wait for a pooled connection) may take before it fails.
@@ -80,6 +80,33 @@ fn parse(text: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("bad uuid {text:?}: {e}")))
 }
 
+const ACCOUNT_BY_ID: &str =
+    "SELECT id::text AS id, kind, username, password_hash, created_at FROM accounts WHERE id = $1::uuid";
+const ACCOUNT_BY_USERNAME: &str = "SELECT id::text AS id, kind, username, password_hash, created_at FROM accounts \
+     WHERE lower(username) = lower($1) AND username IS NOT NULL";
+
+impl PgStore {
+    /// An account row with its capabilities.
+    async fn account_of(&self, r: &sqlx::postgres::PgRow) -> Result<Account, StoreError> {
+        let id = uuid_of(r, "id")?;
+        let capabilities =
+            sqlx::query_scalar("SELECT capability FROM account_capabilities WHERE account_id = $1::uuid")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(Account {
+            id,
+            kind: r.try_get("kind")?,
+            username: r.try_get("username")?,
+            password_hash: r.try_get("password_hash")?,
+            created_at: r.try_get("created_at")?,
+            capabilities,
+        })
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError> {
@@ -135,6 +162,270 @@ impl Store for PgStore {
             })
         })
         .transpose()
+    }
+
+    async fn create_account(&self, username: &str, password_hash: &str) -> Result<Option<Uuid>, StoreError> {
+        let id = Uuid::new_v4();
+        let done = sqlx::query(
+            "INSERT INTO accounts (id, name, kind, created_at, username, password_hash) \
+             VALUES ($1::uuid, $2, 'registered', $3, $2, $4)",
+        )
+        .bind(id.to_string())
+        .bind(username)
+        .bind(now_millis())
+        .bind(password_hash)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(Some(id)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn account(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(ACCOUNT_BY_ID)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.account_of(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(ACCOUNT_BY_USERNAME)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.account_of(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn search_accounts(&self, query: &str, limit: u32) -> Result<Vec<Account>, StoreError> {
+        let pattern = format!("%{}%", like_escape(&query.to_lowercase()));
+        let rows = sqlx::query(
+            "SELECT id::text AS id, kind, username, password_hash, created_at FROM accounts \
+             WHERE id::text = $1 OR lower(username) LIKE $2 ESCAPE '\\' ORDER BY created_at, id LIMIT $3",
+        )
+        .bind(query.trim().to_lowercase())
+        .bind(pattern)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.account_of(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn upgrade_guest(&self, id: Uuid, username: &str, password_hash: &str) -> Result<Upgrade, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE accounts SET kind = 'registered', username = $1, password_hash = $2 \
+             WHERE id = $3::uuid AND kind = 'guest'",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await;
+        let changed = match done {
+            Ok(r) => r.rows_affected(),
+            Err(e) if is_unique_violation(&e) => return Ok(Upgrade::UsernameTaken),
+            Err(e) => return Err(e.into()),
+        };
+        if changed == 0 {
+            return Ok(Upgrade::NotGuest);
+        }
+        sqlx::query("DELETE FROM tokens WHERE account_id = $1::uuid")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Upgrade::Done)
+    }
+
+    async fn characters(&self, account_id: Uuid) -> Result<Vec<CharacterInfo>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id::text AS id, name FROM characters WHERE account_id = $1::uuid ORDER BY name, id")
+                .bind(account_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CharacterInfo {
+                    id: uuid_of(r, "id")?,
+                    account_id,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn character(&self, id: Uuid) -> Result<Option<CharacterInfo>, StoreError> {
+        let row = sqlx::query("SELECT account_id::text AS account_id, name FROM characters WHERE id = $1::uuid")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CharacterInfo {
+                id,
+                account_id: uuid_of(&r, "account_id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_character(
+        &self,
+        account_id: Uuid,
+        name: &str,
+        limit: usize,
+    ) -> Result<Option<CharacterInfo>, StoreError> {
+        let id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await?;
+        // The account's row is locked: two creations for one account cannot both pass the count.
+        sqlx::query("SELECT 1 FROM accounts WHERE id = $1::uuid FOR UPDATE")
+            .bind(account_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO characters (id, account_id, name, updated_at) \
+             SELECT $1::uuid, $2::uuid, $3, $4 WHERE (SELECT count(*) FROM characters WHERE account_id = $2::uuid) < $5",
+        )
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .bind(name)
+        .bind(now_millis())
+        .bind(limit as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((done == 1).then(|| CharacterInfo {
+            id,
+            account_id,
+            name: name.to_owned(),
+        }))
+    }
+
+    async fn add_refresh_token(
+        &self,
+        account_id: Uuid,
+        token: &str,
+        family: Uuid,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, account_id, family, created_at, expires_at) \
+             VALUES ($1, $2::uuid, $3::uuid, $4, $5)",
+        )
+        .bind(token_hash(token))
+        .bind(account_id.to_string())
+        .bind(family.to_string())
+        .bind(now_millis())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(&self, token: &str, next: &str, expires_at: i64) -> Result<Refresh, StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        // Claims the token (one conditional write: two concurrent rotations of one token cannot both succeed).
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $1 RETURNING account_id::text AS account_id, family::text AS family",
+        )
+        .bind(now)
+        .bind(token_hash(token))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = claimed {
+            let account_id = uuid_of(&r, "account_id")?;
+            let family: String = r.try_get("family")?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, account_id, family, created_at, expires_at) \
+                 VALUES ($1, $2::uuid, $3::uuid, $4, $5)",
+            )
+            .bind(token_hash(next))
+            .bind(account_id.to_string())
+            .bind(family)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Refresh::Rotated { account_id });
+        }
+        let reused = sqlx::query(
+            "SELECT account_id::text AS account_id, family FROM refresh_tokens \
+             WHERE token_hash = $1 AND rotated_at IS NOT NULL",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(r) = reused else {
+            return Ok(Refresh::Invalid);
+        };
+        let account_id = uuid_of(&r, "account_id")?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = \
+             (SELECT family FROM refresh_tokens WHERE token_hash = $2) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash(token))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Refresh::Reused { account_id })
+    }
+
+    async fn revoke_refresh_token(&self, token: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family = \
+             (SELECT family FROM refresh_tokens WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > $1)",
+        )
+        .bind(now)
+        .bind(token_hash(token))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(revoked > 0)
+    }
+
+    async fn grant_capability(&self, account_id: Uuid, capability: &str, granted_by: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO account_capabilities (account_id, capability, granted_by, granted_at) \
+             VALUES ($1::uuid, $2, $3, $4) ON CONFLICT (account_id, capability) DO NOTHING",
+        )
+        .bind(account_id.to_string())
+        .bind(capability)
+        .bind(granted_by)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn revoke_capability(&self, account_id: Uuid, capability: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM account_capabilities WHERE account_id = $1::uuid AND capability = $2")
+            .bind(account_id.to_string())
+            .bind(capability)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done == 1)
     }
 
     async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError> {

@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use super::migrate::DbPool;
 use super::{
-    last_per_character, ledger_lines, now_millis, token_hash, AuditEntry, AuditOutcome, AuditQuery, AuditRecord, Batch,
-    HolderKind, Identity, LedgerAudit, LedgerLine, LedgerPage, ParkedAvatar, SectorSnapshot, Store, StoreError,
+    is_unique_violation, last_per_character, ledger_lines, like_escape, now_millis, token_hash, Account, AuditEntry,
+    AuditOutcome, AuditQuery, AuditRecord, Batch, CharacterInfo, HolderKind, Identity, LedgerAudit, LedgerLine,
+    LedgerPage, ParkedAvatar, Refresh, SectorSnapshot, Store, StoreError, Upgrade,
 };
 
 /// SQLite-backed [`Store`].
@@ -85,6 +86,31 @@ fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("bad uuid {text:?}: {e}")))
 }
 
+const ACCOUNT_BY_ID: &str = "SELECT id, kind, username, password_hash, created_at FROM accounts WHERE id = ?";
+const ACCOUNT_BY_USERNAME: &str = "SELECT id, kind, username, password_hash, created_at FROM accounts \
+     WHERE lower(username) = lower(?) AND username IS NOT NULL";
+
+impl SqliteStore {
+    /// An account row with its capabilities.
+    async fn account_of(&self, r: &sqlx::sqlite::SqliteRow) -> Result<Account, StoreError> {
+        let id = parse_uuid(r.get::<&str, _>("id"))?;
+        let capabilities = sqlx::query_scalar("SELECT capability FROM account_capabilities WHERE account_id = ?")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(Account {
+            id,
+            kind: r.get("kind"),
+            username: r.get("username"),
+            password_hash: r.get("password_hash"),
+            created_at: r.get("created_at"),
+            capabilities,
+        })
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError> {
@@ -137,6 +163,261 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    async fn create_account(&self, username: &str, password_hash: &str) -> Result<Option<Uuid>, StoreError> {
+        let id = Uuid::new_v4();
+        let done = sqlx::query(
+            "INSERT INTO accounts (id, name, kind, created_at, username, password_hash) \
+             VALUES (?, ?, 'registered', ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(username)
+        .bind(now_millis())
+        .bind(username)
+        .bind(password_hash)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(Some(id)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn account(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(ACCOUNT_BY_ID)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.account_of(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(ACCOUNT_BY_USERNAME)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.account_of(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn search_accounts(&self, query: &str, limit: u32) -> Result<Vec<Account>, StoreError> {
+        let pattern = format!("%{}%", like_escape(&query.to_lowercase()));
+        let rows = sqlx::query(
+            "SELECT id, kind, username, password_hash, created_at FROM accounts \
+             WHERE id = ? OR lower(username) LIKE ? ESCAPE '\\' ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(query.trim().to_lowercase())
+        .bind(pattern)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.account_of(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn upgrade_guest(&self, id: Uuid, username: &str, password_hash: &str) -> Result<Upgrade, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE accounts SET kind = 'registered', username = ?, password_hash = ? WHERE id = ? AND kind = 'guest'",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await;
+        let changed = match done {
+            Ok(r) => r.rows_affected(),
+            Err(e) if is_unique_violation(&e) => return Ok(Upgrade::UsernameTaken),
+            Err(e) => return Err(e.into()),
+        };
+        if changed == 0 {
+            return Ok(Upgrade::NotGuest);
+        }
+        sqlx::query("DELETE FROM tokens WHERE account_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Upgrade::Done)
+    }
+
+    async fn characters(&self, account_id: Uuid) -> Result<Vec<CharacterInfo>, StoreError> {
+        let rows = sqlx::query("SELECT id, name FROM characters WHERE account_id = ? ORDER BY name, id")
+            .bind(account_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CharacterInfo {
+                    id: parse_uuid(r.get::<&str, _>("id"))?,
+                    account_id,
+                    name: r.get("name"),
+                })
+            })
+            .collect()
+    }
+
+    async fn character(&self, id: Uuid) -> Result<Option<CharacterInfo>, StoreError> {
+        let row = sqlx::query("SELECT account_id, name FROM characters WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CharacterInfo {
+                id,
+                account_id: parse_uuid(r.get::<&str, _>("account_id"))?,
+                name: r.get("name"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_character(
+        &self,
+        account_id: Uuid,
+        name: &str,
+        limit: usize,
+    ) -> Result<Option<CharacterInfo>, StoreError> {
+        let id = Uuid::new_v4();
+        // One statement: the count and the insert cannot interleave with another creation.
+        let done = sqlx::query(
+            "INSERT INTO characters (id, account_id, name, updated_at) \
+             SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM characters WHERE account_id = ?) < ?",
+        )
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .bind(name)
+        .bind(now_millis())
+        .bind(account_id.to_string())
+        .bind(limit as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((done == 1).then(|| CharacterInfo {
+            id,
+            account_id,
+            name: name.to_owned(),
+        }))
+    }
+
+    async fn add_refresh_token(
+        &self,
+        account_id: Uuid,
+        token: &str,
+        family: Uuid,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, account_id, family, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash(token))
+        .bind(account_id.to_string())
+        .bind(family.to_string())
+        .bind(now_millis())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(&self, token: &str, next: &str, expires_at: i64) -> Result<Refresh, StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        // Claims the token (a write first, so that two concurrent rotations of one token cannot both succeed).
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > ? RETURNING account_id, family",
+        )
+        .bind(now)
+        .bind(token_hash(token))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = claimed {
+            let account_id = parse_uuid(r.get::<&str, _>("account_id"))?;
+            let family: String = r.get("family");
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, account_id, family, created_at, expires_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(token_hash(next))
+            .bind(account_id.to_string())
+            .bind(family)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Refresh::Rotated { account_id });
+        }
+        let reused = sqlx::query(
+            "SELECT account_id, family FROM refresh_tokens WHERE token_hash = ? AND rotated_at IS NOT NULL",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(r) = reused else {
+            return Ok(Refresh::Invalid);
+        };
+        let account_id = parse_uuid(r.get::<&str, _>("account_id"))?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(r.get::<String, _>("family"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Refresh::Reused { account_id })
+    }
+
+    async fn revoke_refresh_token(&self, token: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND family = \
+             (SELECT family FROM refresh_tokens WHERE token_hash = ? AND rotated_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > ?)",
+        )
+        .bind(now)
+        .bind(token_hash(token))
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(revoked > 0)
+    }
+
+    async fn grant_capability(&self, account_id: Uuid, capability: &str, granted_by: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO account_capabilities (account_id, capability, granted_by, granted_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (account_id, capability) DO NOTHING",
+        )
+        .bind(account_id.to_string())
+        .bind(capability)
+        .bind(granted_by)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn revoke_capability(&self, account_id: Uuid, capability: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM account_capabilities WHERE account_id = ? AND capability = ?")
+            .bind(account_id.to_string())
+            .bind(capability)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done == 1)
     }
 
     async fn load_avatar(&self, character_id: Uuid) -> Result<Option<ParkedAvatar>, StoreError> {

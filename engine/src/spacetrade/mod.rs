@@ -270,6 +270,13 @@ impl Game for SpaceTrade {
         }
     }
 
+    fn command_destination(&self, command: &Command) -> Option<SectorId> {
+        match command {
+            Command::Warp { to } => Some(*to),
+            _ => None,
+        }
+    }
+
     fn command_key<'a>(&self, command: &'a Command) -> Option<&'a str> {
         match command {
             Command::Trade { key, .. } => key.as_deref(),
