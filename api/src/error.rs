@@ -24,6 +24,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("character {0} is not yours: log in as its owner, or use the admin token")]
     NotYours(uuid::Uuid),
+    #[error("{1}")]
+    Conflict(&'static str, String),
     #[error("this character is already connected; close the other session first")]
     CharacterOnline,
     #[error("guest login is disabled on this server")]
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotYours(_) => (StatusCode::FORBIDDEN, "not_yours"),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::CharacterOnline => (StatusCode::CONFLICT, "character_online"),
             ApiError::GuestDisabled => (StatusCode::FORBIDDEN, "guest_disabled"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -10,7 +10,8 @@
 //! - [`access`]: who calls an endpoint ([`access::Principal`]) and the one place capabilities are checked.
 //! - [`audit`]: the audit trail of admin actions.
 //! - [`auth`]: guest login and tokens.
-//! - [`admin`]: admin endpoints (regions, snapshots, crash hook).
+//! - [`admin`]: the admin control plane under `/v1/admin` (reads with live stats, controls sent to the actors,
+//!   snapshots, crash hooks).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`content`]: reading and writing galaxy content directories.
 //! - [`error`]: the API error type and its JSON form.
@@ -97,8 +98,38 @@ fn operator_routes<G: Game>() -> Router<Arc<App<G>>> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<G>))
         .route("/metrics", get(health::metrics::<G>))
-        .route("/v1/admin/regions", get(admin::regions::<G>))
-        .route("/v1/admin/regions/{id}/{action}", post(admin::region_action::<G>))
+        .route("/v1/admin/nodes", get(admin::read::nodes::<G>))
+        .route("/v1/admin/regions", get(admin::read::regions::<G>))
+        .route("/v1/admin/regions/{id}/pause", post(admin::control::region_pause::<G>))
+        .route(
+            "/v1/admin/regions/{id}/resume",
+            post(admin::control::region_resume::<G>),
+        )
+        .route("/v1/admin/regions/{id}/stop", post(admin::control::region_stop::<G>))
+        .route("/v1/admin/regions/{id}/start", post(admin::control::region_start::<G>))
+        .route(
+            "/v1/admin/regions/{id}/tick-rate",
+            post(admin::control::region_tick_rate::<G>),
+        )
+        .route("/v1/admin/sectors", get(admin::read::sectors::<G>))
+        .route("/v1/admin/sectors/{id}", get(admin::read::sector::<G>))
+        .route("/v1/admin/sectors/{id}/pause", post(admin::control::sector_pause::<G>))
+        .route(
+            "/v1/admin/sectors/{id}/resume",
+            post(admin::control::sector_resume::<G>),
+        )
+        .route(
+            "/v1/admin/sectors/{id}/restart",
+            post(admin::control::sector_restart::<G>),
+        )
+        .route(
+            "/v1/admin/sectors/{id}/snapshot",
+            post(admin::control::sector_snapshot::<G>),
+        )
+        .route("/v1/admin/sessions", get(admin::read::sessions::<G>))
+        .route("/v1/admin/kick", post(admin::control::kick::<G>))
+        .route("/v1/admin/broadcast", post(admin::control::broadcast::<G>))
+        .route("/v1/admin/teleport", post(admin::control::teleport::<G>))
         .route("/v1/admin/snapshot", post(admin::snapshot::<G>))
         .route("/v1/admin/sectors/{id}/crash", post(admin::crash_sector::<G>))
         .route("/v1/admin/nexus/crash", post(admin::crash_nexus::<G>))

@@ -437,7 +437,11 @@ impl<G: Game> Node<G> {
             return Err(NodeError::Conflict("the character is logging in; try again".into()));
         }
         let done = async {
-            let parked = self.store.load_avatar(character).await?.ok_or(NodeError::NoShip(character))?;
+            let parked = self
+                .store
+                .load_avatar(character)
+                .await?
+                .ok_or(NodeError::NoShip(character))?;
             let batch = PersistBatch {
                 avatars: vec![ParkedAvatar {
                     character_id: character,

@@ -616,7 +616,11 @@ impl<G: Game> SectorState<G> {
             self.send_owed_keyframes();
         }
         self.last_tick = None;
-        self.quiet_ticks = if self.heard { 0 } else { self.quiet_ticks.saturating_add(1) };
+        self.quiet_ticks = if self.heard {
+            0
+        } else {
+            self.quiet_ticks.saturating_add(1)
+        };
         if self.quiet_ticks >= REST_AFTER_TICKS {
             if self.subscribers.is_empty() {
                 self.ticker.set_awake(false);
@@ -1678,9 +1682,9 @@ impl<G: Game> Actor for SectorActor<G> {
                 let _ = reply.send(state.stats());
             }
             SectorMsg::Inspect(reply) => {
-                let keyframe = serde_json::to_value(state.game.keyframe(&state.state)).unwrap_or_else(|e| {
-                    serde_json::json!({ "error": format!("the keyframe could not be encoded as JSON: {e}") })
-                });
+                let keyframe = serde_json::to_value(state.game.keyframe(&state.state)).unwrap_or_else(
+                    |e| serde_json::json!({ "error": format!("the keyframe could not be encoded as JSON: {e}") }),
+                );
                 let _ = reply.send((keyframe, state.stats()));
             }
             SectorMsg::Notice { scope, text, reply } => {

@@ -22,7 +22,9 @@ impl std::fmt::Debug for SessionMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SessionMsg::Closed => f.write_str("Closed"),
-            SessionMsg::End { scope, code, .. } => f.debug_struct("End").field("scope", scope).field("code", code).finish(),
+            SessionMsg::End { scope, code, .. } => {
+                f.debug_struct("End").field("scope", scope).field("code", code).finish()
+            }
         }
     }
 }

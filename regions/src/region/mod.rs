@@ -7,15 +7,15 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orrery_actors::persist::Persister;
 use orrery_actors::persist::PersistBatch;
+use orrery_actors::persist::Persister;
 use orrery_actors::sector::{SectorActor, SectorArgs, SectorCell, SectorMsg};
 use orrery_actors::session::SessionMsg;
 use orrery_actors::store::now_millis;
 use orrery_actors::{Directory, EngineConfig, Fabric, Parcel};
 use orrery_engine::{Game, RegionId, SectorId};
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use orrery_protocol::codes;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::{error, info, warn};
 
 use crate::fabric::NodeFabric;
@@ -102,10 +102,7 @@ impl<G: Game> RegionState<G> {
     }
 
     /// Calls every running sector of the region with the message `make` builds; returns the answers.
-    async fn call_sectors<T: Send + 'static>(
-        &self,
-        make: impl Fn(ractor::RpcReplyPort<T>) -> SectorMsg<G>,
-    ) -> Vec<T> {
+    async fn call_sectors<T: Send + 'static>(&self, make: impl Fn(ractor::RpcReplyPort<T>) -> SectorMsg<G>) -> Vec<T> {
         let mut answers = Vec::new();
         for (id, actor) in self.sector_actors() {
             match ractor::call_t!(actor, |reply| make(reply), SECTOR_CALL_MS) {
@@ -203,7 +200,11 @@ impl<G: Game> RegionState<G> {
         let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
         let left = || {
             here.iter()
-                .filter(|l| directory.session_of(l.character).is_some_and(|now| now.session == l.session))
+                .filter(|l| {
+                    directory
+                        .session_of(l.character)
+                        .is_some_and(|now| now.session == l.session)
+                })
                 .count()
         };
         while left() > 0 && tokio::time::Instant::now() < deadline {
