@@ -13,14 +13,17 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-/// The world's layout: (region id, nexus, sector ids) per region.
+/// A region of the world's layout: (region id, nexus, sector ids).
+type Region = (Uuid, bool, Vec<Uuid>);
+
+/// The world's layout.
 struct World {
-    regions: Vec<(Uuid, bool, Vec<Uuid>)>,
+    regions: Vec<Region>,
 }
 
 impl World {
     /// The first two non-nexus regions.
-    fn two_regions(&self) -> (&(Uuid, bool, Vec<Uuid>), &(Uuid, bool, Vec<Uuid>)) {
+    fn two_regions(&self) -> (&Region, &Region) {
         let mut plain = self.regions.iter().filter(|r| !r.1);
         (plain.next().unwrap(), plain.next().unwrap())
     }

@@ -105,7 +105,7 @@ impl<G: Game> RegionState<G> {
     async fn call_sectors<T: Send + 'static>(&self, make: impl Fn(ractor::RpcReplyPort<T>) -> SectorMsg<G>) -> Vec<T> {
         let mut answers = Vec::new();
         for (id, actor) in self.sector_actors() {
-            match ractor::call_t!(actor, |reply| make(reply), SECTOR_CALL_MS) {
+            match ractor::call_t!(actor, &make, SECTOR_CALL_MS) {
                 Ok(t) => answers.push(t),
                 Err(e) => warn!(sector = %id, error = %e, "a sector did not answer an admin control"),
             }
