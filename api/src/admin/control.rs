@@ -120,6 +120,7 @@ async fn pause_sector<G: Game>(
 
 /// `POST /v1/admin/sectors/{id}/pause`: the sector stops advancing (keeps its sessions, answers pings and chat,
 /// refuses game commands with `sector_paused`); its clients get `sector_paused`.
+#[utoipa::path(post, path = "/v1/admin/sectors/{id}/pause", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector is paused"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_pause<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -129,6 +130,7 @@ pub(crate) async fn sector_pause<G: Game>(
 }
 
 /// `POST /v1/admin/sectors/{id}/resume`.
+#[utoipa::path(post, path = "/v1/admin/sectors/{id}/resume", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector runs again"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_resume<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -139,6 +141,7 @@ pub(crate) async fn sector_resume<G: Game>(
 
 /// `POST /v1/admin/sectors/{id}/restart`: through the region supervisor: snapshot (written), stop the actor, start
 /// it again from that state; a sector that is not running is started.
+#[utoipa::path(post, path = "/v1/admin/sectors/{id}/restart", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector was snapshotted, stopped and started again"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_restart<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -176,6 +179,7 @@ pub(crate) async fn sector_restart<G: Game>(
 }
 
 /// `POST /v1/admin/sectors/{id}/snapshot`: answers once the store has the sector's snapshot, with its tick.
+#[utoipa::path(post, path = "/v1/admin/sectors/{id}/snapshot", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The store has the sector's snapshot (its tick)"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_snapshot<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -223,6 +227,7 @@ async fn pause_region<G: Game>(
 }
 
 /// `POST /v1/admin/regions/{id}/pause`: every sector of the region pauses.
+#[utoipa::path(post, path = "/v1/admin/regions/{id}/pause", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "Every sector of the region is paused"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_pause<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -232,6 +237,7 @@ pub(crate) async fn region_pause<G: Game>(
 }
 
 /// `POST /v1/admin/regions/{id}/resume`.
+#[utoipa::path(post, path = "/v1/admin/regions/{id}/resume", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "Every sector of the region runs again"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_resume<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -242,6 +248,7 @@ pub(crate) async fn region_resume<G: Game>(
 
 /// `POST /v1/admin/regions/{id}/stop`: snapshot every sector, tell and close the region's sessions (4004, ships
 /// parked), then stop the supervisor and its sectors.
+#[utoipa::path(post, path = "/v1/admin/regions/{id}/stop", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "Snapshotted, sessions closed (4004), stopped"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_stop<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -259,6 +266,7 @@ pub(crate) async fn region_stop<G: Game>(
 }
 
 /// `POST /v1/admin/regions/{id}/start`: its sectors start from their last state.
+#[utoipa::path(post, path = "/v1/admin/regions/{id}/start", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "The region runs"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_start<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -276,7 +284,7 @@ pub(crate) async fn region_start<G: Game>(
 }
 
 /// Body of `POST /v1/admin/regions/{id}/tick-rate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TickRate {
     /// Ticks per second, 1 to 60.
@@ -285,6 +293,7 @@ pub struct TickRate {
 
 /// `POST /v1/admin/regions/{id}/tick-rate` `{"hz": 1..=60}`: every sector of the region ticks at `hz` (fixed step
 /// `1 / hz`), and `welcome` tells clients entering it.
+#[utoipa::path(post, path = "/v1/admin/regions/{id}/tick-rate", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), request_body = TickRate, responses((status = 200, description = "The region's sectors tick at the new rate"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_tick_rate<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -323,7 +332,7 @@ pub(crate) async fn region_tick_rate<G: Game>(
 }
 
 /// Body of `POST /v1/admin/kick`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Kick {
     pub character: Uuid,
@@ -333,6 +342,7 @@ pub struct Kick {
 
 /// `POST /v1/admin/kick`: the player gets a `notice` (scope `kick`) with the reason, then a close with 4003; its
 /// ship is parked. 404 if the character is not online.
+#[utoipa::path(post, path = "/v1/admin/kick", tag = "admin", request_body = Kick, responses((status = 200, description = "The session was told, closed (4003) and its ship parked"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn kick<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -382,7 +392,7 @@ pub(crate) async fn kick<G: Game>(
 }
 
 /// Scope of a broadcast.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Global,
@@ -391,7 +401,7 @@ pub enum Scope {
 }
 
 /// Body of `POST /v1/admin/broadcast`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Broadcast {
     pub scope: Scope,
@@ -402,6 +412,7 @@ pub struct Broadcast {
 
 /// `POST /v1/admin/broadcast`: players in scope get `{"type":"notice","scope":...,"text":...}`; answers how many
 /// sessions it reached.
+#[utoipa::path(post, path = "/v1/admin/broadcast", tag = "admin", request_body = Broadcast, responses((status = 200, description = "How many sessions the notice reached"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn broadcast<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -495,7 +506,7 @@ pub(crate) async fn broadcast<G: Game>(
 }
 
 /// Body of `POST /v1/admin/teleport`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Teleport {
     pub character: Uuid,
@@ -504,6 +515,7 @@ pub struct Teleport {
 
 /// `POST /v1/admin/teleport`: moves a character's ship to a sector: an online one through the transfer path of a
 /// warp (`warped` and a keyframe follow), a parked one by rewriting where it is parked.
+#[utoipa::path(post, path = "/v1/admin/teleport", tag = "admin", request_body = Teleport, responses((status = 200, description = "The ship was moved"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn teleport<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,

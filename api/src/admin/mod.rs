@@ -99,3 +99,52 @@ async fn require_debug_hooks<G: Game>(app: &App<G>, headers: &HeaderMap) -> Resu
     }
     Ok(who)
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    /// The control plane's handlers as OpenAPI paths (the server's document is assembled in one place elsewhere).
+    #[derive(OpenApi)]
+    #[openapi(paths(
+        super::read::nodes,
+        super::read::regions,
+        super::read::sectors,
+        super::read::sector,
+        super::read::sessions,
+        super::control::sector_pause,
+        super::control::sector_resume,
+        super::control::sector_restart,
+        super::control::sector_snapshot,
+        super::control::region_pause,
+        super::control::region_resume,
+        super::control::region_stop,
+        super::control::region_start,
+        super::control::region_tick_rate,
+        super::control::kick,
+        super::control::broadcast,
+        super::control::teleport,
+    ))]
+    struct ControlPlane;
+
+    #[test]
+    fn every_control_plane_handler_is_described() {
+        let doc = ControlPlane::openapi();
+        let paths: Vec<&String> = doc.paths.paths.keys().collect();
+        for path in [
+            "/v1/admin/nodes",
+            "/v1/admin/sectors/{id}/restart",
+            "/v1/admin/regions/{id}/tick-rate",
+            "/v1/admin/kick",
+            "/v1/admin/broadcast",
+            "/v1/admin/teleport",
+            "/v1/admin/sessions",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path} missing from {paths:?}");
+        }
+        let schemas = doc.components.expect("components").schemas;
+        for schema in ["TickRate", "Kick", "Broadcast", "Scope", "Teleport"] {
+            assert!(schemas.contains_key(schema), "{schema} missing");
+        }
+    }
+}

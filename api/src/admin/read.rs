@@ -61,6 +61,7 @@ async fn running_regions<G: Game>(app: &App<G>) -> Result<Vec<RegionId>, ApiErro
 }
 
 /// `GET /v1/admin/nodes`: this node (a single-node server lists one).
+#[utoipa::path(get, path = "/v1/admin/nodes", tag = "admin", responses((status = 200, description = "This node: id, uptime, regions, sessions, store"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn nodes<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -81,6 +82,7 @@ pub(crate) async fn nodes<G: Game>(
 }
 
 /// `GET /v1/admin/regions`: every region with its sectors, whether its supervisor runs, and its live totals.
+#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", responses((status = 200, description = "Every region with live totals"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn regions<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -119,7 +121,7 @@ pub(crate) async fn regions<G: Game>(
 }
 
 /// Query of `GET /v1/admin/sectors`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SectorsQuery {
     /// Only the sectors of this region.
@@ -127,6 +129,7 @@ pub struct SectorsQuery {
 }
 
 /// `GET /v1/admin/sectors?region=<uuid>`: every sector (of one region) with its live statistics.
+#[utoipa::path(get, path = "/v1/admin/sectors", tag = "admin", params(("region" = Option<String>, Query, description = "Only this region (UUID)")), responses((status = 200, description = "Every sector with live statistics"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sectors<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -161,6 +164,7 @@ pub(crate) async fn sectors<G: Game>(
 }
 
 /// `GET /v1/admin/sectors/{id}`: the sector's full state (its keyframe as JSON) and its statistics.
+#[utoipa::path(get, path = "/v1/admin/sectors/{id}", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector's state (keyframe JSON) and statistics"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
@@ -182,7 +186,7 @@ pub(crate) async fn sector<G: Game>(
 }
 
 /// Query of `GET /v1/admin/sessions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SessionsQuery {
     /// A name prefix (case-insensitive), or a prefix of a session or character id.
@@ -192,6 +196,7 @@ pub struct SessionsQuery {
 }
 
 /// `GET /v1/admin/sessions?q=&limit=`: sessions online, oldest first.
+#[utoipa::path(get, path = "/v1/admin/sessions", tag = "admin", params(("q" = Option<String>, Query, description = "Name prefix, or session or character id prefix"), ("limit" = Option<usize>, Query, description = "1 to 1000, default 50")), responses((status = 200, description = "Sessions online"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sessions<G: Game>(
     State(app): State<Arc<App<G>>>,
     headers: HeaderMap,
