@@ -375,6 +375,25 @@ async fn a_paused_sector_stops_advancing_refuses_commands_and_resumes() {
         "positions changed while paused: {later:?}"
     );
     assert_eq!(p.view.ship_of(character).unwrap().x, here);
+    // Keyframes asked for while paused show the ship where it stopped, and the sector's tick standing still.
+    let mut ticks = Vec::new();
+    for _ in 0..2 {
+        let id = p.send(ClientMessage::Resync).await;
+        ticks.push(
+            p.recv_until(|f| match &f.msg {
+                ServerMessage::Keyframe { tick, .. } if f.id == Some(id) => Some(*tick),
+                _ => None,
+            })
+            .await,
+        );
+        assert_eq!(
+            p.view.ship_of(character).unwrap().x,
+            here,
+            "the keyframe shows the ship where it stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(ticks[0], ticks[1], "no tick while paused");
     // Commands are refused; pings are answered.
     let id = p.command(Command::Thrust { vx: 1.0, vy: 0.0 }).await;
     let (code, message) = p.error_for(id).await;
