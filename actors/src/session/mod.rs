@@ -341,6 +341,13 @@ impl<G: Game> Actor for SessionActor<G> {
                 reason,
                 reply,
             } => {
+                if state.parked {
+                    // Ended already (by another control): its ship is parked, and the actor is stopping.
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                    return Ok(());
+                }
                 let notice = ServerFrame::<G>::new(
                     None,
                     ServerMessage::Notice {
