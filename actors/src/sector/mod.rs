@@ -580,6 +580,12 @@ impl<G: Game> SectorState<G> {
         self.cell.tick_hz.store(hz, Ordering::Release);
         self.directory.set_tick_hz(self.id(), hz);
         self.ticker.set_period(self.tick_period());
+        // Dilation's budget is a share of the period: the new one's (at the factor the clients were last told).
+        self.dilation = Dilation::new(
+            tick_budget(&self.config, self.tick_period()),
+            self.config.dilation_floor,
+            self.cell.dilation() as f32,
+        );
         self.last_tick = None;
         self.overrun_after = self.dilation.overrun_threshold(self.tick_period());
         self.ticker.stir();
@@ -1409,6 +1415,12 @@ fn command_kind<C: serde::Serialize>(command: &C) -> String {
     }
 }
 
+/// The work budget of one simulated tick at tick period `period` (`tick_budget` of it; the configured rate's
+/// budget is `EngineConfig::tick_budget`).
+fn tick_budget(config: &EngineConfig, period: Duration) -> Duration {
+    period.mul_f64(f64::from(config.tick_budget.max(0.0)))
+}
+
 /// Rebuilds a sector's state from its cell: the checkpoint with the journal replayed on it. The last value says
 /// whether there was a journal to replay (otherwise the state is the checkpoint).
 fn recover<G: Game>(game: &G, cell: &SectorCell<G>, dt: f32) -> (G::Sector, u64, u64, bool) {
@@ -1469,8 +1481,9 @@ impl<G: Game> Actor for SectorActor<G> {
         let phase = Duration::from_nanos((args.cell.id.as_u128() % every) as u64);
         let last_snapshot = Instant::now().checked_sub(phase).unwrap_or_else(Instant::now);
         // A restarted sector resumes at the factor its subscribers were last told.
+        let period = Duration::from_secs_f64(1.0 / f64::from(args.cell.tick_hz(args.config.tick_hz)));
         let dilation = Dilation::new(
-            args.config.tick_budget(),
+            tick_budget(&args.config, period),
             args.config.dilation_floor,
             args.cell.dilation() as f32,
         );
