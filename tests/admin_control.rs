@@ -193,6 +193,11 @@ async fn broadcasts_reach_their_scope_only_and_reads_show_who_is_where() {
     assert_eq!(notice(&mut p1).await, ("sector".to_owned(), "sector a1".to_owned()));
     no_notice(&mut p2, Duration::from_millis(300)).await;
 
+    let counted = server.metrics().await;
+    assert!(
+        counted.contains("orrery_admin_controls_total{action=\"broadcast\",outcome=\"ok\"}"),
+        "controls are counted"
+    );
     // Refusals name the field and the rule.
     let (s, v) = admin(
         &server,

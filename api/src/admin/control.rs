@@ -36,6 +36,30 @@ const STOP_CALL_MS: u64 = 45_000;
 /// How long a kick waits for the session to park its ship.
 const KICK_CALL_MS: u64 = 30_000;
 
+/// Runs a control through [`audit::run`] and counts it: `orrery_admin_controls_total{action, outcome}` (`ok` or
+/// the refusal's code).
+async fn run<G, F, Fut>(
+    app: &App<G>,
+    who: &crate::access::Principal,
+    action: &'static str,
+    target: Option<String>,
+    params: Value,
+    act: F,
+) -> Result<Value, ApiError>
+where
+    G: Game,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Value, ApiError>>,
+{
+    let done = audit::run(app, who, action, target, params, act).await;
+    let outcome = match &done {
+        Ok(_) => "ok",
+        Err(e) => e.status_and_code().1,
+    };
+    metrics::counter!("orrery_admin_controls_total", "action" => action, "outcome" => outcome).increment(1);
+    done
+}
+
 fn call_failed(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
@@ -65,7 +89,10 @@ fn notice_text(field: &str, text: &str) -> Result<String, ApiError> {
             ),
         ));
     }
-    orrery_protocol::text::check(text).map_err(|e| ApiError::BadRequest("invalid_body", format!("`{field}`: {e}")))?;
+    orrery_protocol::text::check(text).map_err(|e| {
+        metrics::counter!("orrery_text_refused_total", "what" => "notice").increment(1);
+        ApiError::BadRequest("invalid_body", format!("`{field}`: {e}"))
+    })?;
     Ok(text.to_owned())
 }
 
@@ -108,7 +135,7 @@ async fn pause_sector<G: Game>(
     let who = require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     let action = if paused { "sector.pause" } else { "sector.resume" };
-    let done = audit::run(&app, &who, action, Some(id.to_string()), json!({}), || async {
+    let done = run(&app, &who, action, Some(id.to_string()), json!({}), || async {
         let actor = sector_actor(&app, id)?;
         let now =
             ractor::call_t!(actor, |reply| SectorMsg::Pause { paused, reply }, ADMIN_CALL_MS).map_err(call_failed)?;
@@ -149,7 +176,7 @@ pub(crate) async fn sector_restart<G: Game>(
 ) -> Result<Json<Value>, ApiError> {
     let who = require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
-    let done = audit::run(
+    let done = run(
         &app,
         &who,
         "sector.restart",
@@ -192,7 +219,7 @@ pub(crate) async fn sector_snapshot<G: Game>(
             "sector snapshot refused: the store is not taking writes".into(),
         ));
     }
-    let done = audit::run(
+    let done = run(
         &app,
         &who,
         "sector.snapshot",
@@ -216,7 +243,7 @@ async fn pause_region<G: Game>(
     let who = require_operator(&app, &headers).await?;
     let id = region_id(&app, &id)?;
     let action = if paused { "region.pause" } else { "region.resume" };
-    let done = audit::run(&app, &who, action, Some(id.to_string()), json!({}), || async {
+    let done = run(&app, &who, action, Some(id.to_string()), json!({}), || async {
         let supervisor = region_actor(&app, id)?;
         let n = ractor::call_t!(supervisor, |reply| RegionMsg::Pause { paused, reply }, ADMIN_CALL_MS)
             .map_err(call_failed)?;
@@ -256,7 +283,7 @@ pub(crate) async fn region_stop<G: Game>(
 ) -> Result<Json<Value>, ApiError> {
     let who = require_operator(&app, &headers).await?;
     let id = region_id(&app, &id)?;
-    let done = audit::run(&app, &who, "region.stop", Some(id.to_string()), json!({}), || async {
+    let done = run(&app, &who, "region.stop", Some(id.to_string()), json!({}), || async {
         let drained =
             ractor::call_t!(app.node.manager, ManagerMsg::StopRegion, STOP_CALL_MS, id).map_err(call_failed)?;
         Ok(json!({ "region": id, "running": false, "was_running": drained.is_some(), "drained": drained }))
@@ -274,7 +301,7 @@ pub(crate) async fn region_start<G: Game>(
 ) -> Result<Json<Value>, ApiError> {
     let who = require_operator(&app, &headers).await?;
     let id = region_id(&app, &id)?;
-    let done = audit::run(&app, &who, "region.start", Some(id.to_string()), json!({}), || async {
+    let done = run(&app, &who, "region.start", Some(id.to_string()), json!({}), || async {
         let running =
             ractor::call_t!(app.node.manager, ManagerMsg::StartRegion, ADMIN_CALL_MS, id).map_err(call_failed)?;
         Ok(json!({ "region": id, "running": running }))
@@ -314,7 +341,7 @@ pub(crate) async fn region_tick_rate<G: Game>(
         ));
     }
     let hz = body.hz;
-    let done = audit::run(
+    let done = run(
         &app,
         &who,
         "region.tick_rate",
@@ -355,7 +382,7 @@ pub(crate) async fn kick<G: Game>(
     };
     let character = body.character;
     let params = json!({ "character": character, "reason": reason });
-    let done = audit::run(
+    let done = run(
         &app,
         &who,
         "session.kick",
@@ -448,7 +475,7 @@ pub(crate) async fn broadcast<G: Game>(
         Scope::Sector => "sector",
     };
     let params = json!({ "scope": scope, "target": target, "text": text });
-    let done = audit::run(
+    let done = run(
         &app,
         &who,
         "broadcast",
@@ -524,7 +551,7 @@ pub(crate) async fn teleport<G: Game>(
     let who = require_operator(&app, &headers).await?;
     let (character, sector) = (body.character, body.sector);
     let params = json!({ "character": character, "sector": sector });
-    let done = audit::run(&app, &who, "teleport", Some(character.to_string()), params, || async {
+    let done = run(&app, &who, "teleport", Some(character.to_string()), params, || async {
         let online = app.node.teleport(character, sector).await.map_err(node_error)?;
         Ok(json!({ "character": character, "sector": sector, "online": online }))
     })
