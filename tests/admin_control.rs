@@ -593,11 +593,20 @@ async fn a_teleport_moves_the_ship_to_another_sector_exactly_once() {
     let (mut watcher_b, _, _) = player(&server, "WatchB", b1).await;
     assert!(watcher_a.view.ship_of(character).is_some());
 
+    let (s, v) = admin(
+        &server,
+        "POST",
+        "/v1/admin/teleport",
+        Some(json!({"character": character, "sector": b1, "x": 12.5})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"]["message"].as_str().unwrap().contains("`x` and `y`"), "{v}");
     let v = ok(
         &server,
         "POST",
         "/v1/admin/teleport",
-        Some(json!({"character": character, "sector": b1})),
+        Some(json!({"character": character, "sector": b1, "x": 12.5, "y": 30.0})),
     )
     .await;
     assert_eq!(v["online"], true);
@@ -612,7 +621,16 @@ async fn a_teleport_moves_the_ship_to_another_sector_exactly_once() {
         ServerMessage::Keyframe { sector, .. } => assert_eq!(sector, b1),
         other => panic!("expected the keyframe of the new sector, got {}", kind(&other)),
     }
-    assert!(p.view.ship_of(character).is_some());
+    let ship = p
+        .view
+        .ship_of(character)
+        .expect("the ship is in the new sector")
+        .clone();
+    assert_eq!(
+        (ship.x, ship.y, ship.vx, ship.vy),
+        (12.5, 30.0, 0.0, 0.0),
+        "put where asked, at rest"
+    );
     watcher_a.until_gone(character).await;
     watcher_b.until_ship(character, |_| true).await;
     // Exactly one copy: in b1, in no other sector.
@@ -668,11 +686,16 @@ async fn a_teleport_moves_the_ship_to_another_sector_exactly_once() {
         &server,
         "POST",
         "/v1/admin/teleport",
-        Some(json!({"character": parked, "sector": a2})),
+        Some(json!({"character": parked, "sector": a2, "x": 40.0, "y": 50.0})),
     )
     .await;
     assert_eq!(v["online"], false);
     let j = Client::join(&server, &token, Encoding::Json).await;
     assert_eq!(j.sector, a2);
-    assert!(j.client.view.ship_of(parked).is_some());
+    let ship = j
+        .client
+        .view
+        .ship_of(parked)
+        .expect("the parked ship logs in where it was put");
+    assert_eq!((ship.x, ship.y), (40.0, 50.0));
 }

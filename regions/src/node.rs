@@ -416,7 +416,7 @@ impl<G: Game> Node<G> {
     /// Moves a character's ship to sector `to`. Online: its sector posts the ship to `to` through the transfer path
     /// of a warp (the client gets `warped` and a keyframe). Offline: its parked row names `to` (through the
     /// persister), and it logs in there. Returns whether the character was online.
-    pub async fn teleport(&self, character: Uuid, to: SectorId) -> Result<bool, NodeError> {
+    pub async fn teleport(&self, character: Uuid, to: SectorId, at: Option<(f32, f32)>) -> Result<bool, NodeError> {
         if !self.region_of_sector.contains_key(&to) {
             return Err(NodeError::NoSector(to));
         }
@@ -427,7 +427,7 @@ impl<G: Game> Node<G> {
             let from = link.sector();
             let actor = self.directory.sector(from).ok_or(NodeError::SectorNotRunning(from))?;
             let session = link.session;
-            let moved = ractor::call_t!(actor, |reply| SectorMsg::Teleport { session, to, reply }, 5_000)
+            let moved = ractor::call_t!(actor, |reply| SectorMsg::Teleport { session, to, at, reply }, 5_000)
                 .map_err(|e| NodeError::SectorDidNotAnswer(from, e.to_string()))?;
             return moved.map(|()| true).map_err(NodeError::Conflict);
         }
@@ -442,11 +442,23 @@ impl<G: Game> Node<G> {
                 .load_avatar(character)
                 .await?
                 .ok_or(NodeError::NoShip(character))?;
+            let mut blob = parked.avatar;
+            if let Some((x, y)) = at {
+                let mut avatar: G::Avatar = postcard::from_bytes(&blob)
+                    .map_err(|e| NodeError::Conflict(format!("the parked ship cannot be read: {e}")))?;
+                if !self.game.place(&mut avatar, x, y) {
+                    return Err(NodeError::Conflict(
+                        "this game has no positions: teleport without `x` and `y`".into(),
+                    ));
+                }
+                blob = postcard::to_allocvec(&avatar)
+                    .map_err(|e| NodeError::Conflict(format!("the ship cannot be encoded: {e}")))?;
+            }
             let batch = PersistBatch {
                 avatars: vec![ParkedAvatar {
                     character_id: character,
                     sector: to,
-                    avatar: parked.avatar,
+                    avatar: blob,
                 }],
                 ..PersistBatch::default()
             };

@@ -70,6 +70,8 @@ pub enum SectorMsg<G: Game> {
     Teleport {
         session: Uuid,
         to: SectorId,
+        /// Where in `to` ([`Game::place`]), if given.
+        at: Option<(f32, f32)>,
         reply: RpcReplyPort<Result<(), String>>,
     },
 }

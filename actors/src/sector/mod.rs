@@ -637,7 +637,7 @@ impl<G: Game> SectorState<G> {
     }
 
     /// Moves a subscribed session's ship to `to` through the transfer path of a warp.
-    fn teleport(&mut self, session: uuid::Uuid, to: SectorId) -> Result<(), String> {
+    fn teleport(&mut self, session: uuid::Uuid, to: SectorId, at: Option<(f32, f32)>) -> Result<(), String> {
         let Some(link) = self.subscribers.iter().find(|l| l.session == session).cloned() else {
             return Err(format!("the session's ship is not in sector {}", self.id()));
         };
@@ -647,9 +647,16 @@ impl<G: Game> SectorState<G> {
         if !self.directory.has_sector(to) {
             return Err(format!("no sector {to}"));
         }
-        let Some(avatar) = self.game.depart(&mut self.state, link.entity) else {
+        let Some(mut avatar) = self.game.depart(&mut self.state, link.entity) else {
             return Err("the ship is not in its sector's state".into());
         };
+        if let Some((x, y)) = at {
+            if !self.game.place(&mut avatar, x, y) {
+                // Put back as it was: this game has no positions to teleport to.
+                self.game.admit(&mut self.state, avatar, now_millis());
+                return Err("this game has no positions: teleport without `x` and `y`".into());
+            }
+        }
         self.cell.journal(JournalOp::Depart(link.entity));
         self.dirty = true;
         self.cell.note_change(now_millis);
@@ -1704,8 +1711,8 @@ impl<G: Game> Actor for SectorActor<G> {
                 let n = state.send_all(&ServerFrame::new(None, ServerMessage::Notice { scope, text }));
                 let _ = reply.send(n);
             }
-            SectorMsg::Teleport { session, to, reply } => {
-                let _ = reply.send(state.teleport(session, to));
+            SectorMsg::Teleport { session, to, at, reply } => {
+                let _ = reply.send(state.teleport(session, to, at));
             }
         }
         Ok(())

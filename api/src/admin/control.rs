@@ -538,6 +538,10 @@ pub(crate) async fn broadcast<G: Game>(
 pub struct Teleport {
     pub character: Uuid,
     pub sector: Uuid,
+    /// Where in the sector (both or neither; finite; clamped into the sector). Without them the ship keeps its
+    /// position.
+    pub x: Option<f32>,
+    pub y: Option<f32>,
 }
 
 /// `POST /v1/admin/teleport`: moves a character's ship to a sector: an online one through the transfer path of a
@@ -550,9 +554,25 @@ pub(crate) async fn teleport<G: Game>(
 ) -> Result<Json<Value>, ApiError> {
     let who = require_operator(&app, &headers).await?;
     let (character, sector) = (body.character, body.sector);
-    let params = json!({ "character": character, "sector": sector });
+    let at = match (body.x, body.y) {
+        (None, None) => None,
+        (Some(x), Some(y)) if x.is_finite() && y.is_finite() => Some((x, y)),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "invalid_body",
+                "`x` and `y` must be finite numbers".into(),
+            ))
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "invalid_body",
+                "`x` and `y` go together: give both or neither".into(),
+            ))
+        }
+    };
+    let params = json!({ "character": character, "sector": sector, "x": body.x, "y": body.y });
     let done = run(&app, &who, "teleport", Some(character.to_string()), params, || async {
-        let online = app.node.teleport(character, sector).await.map_err(node_error)?;
+        let online = app.node.teleport(character, sector, at).await.map_err(node_error)?;
         Ok(json!({ "character": character, "sector": sector, "online": online }))
     })
     .await?;
