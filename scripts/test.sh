@@ -68,4 +68,4 @@ say "running the end-to-end tests again on PostgreSQL"
 ORRERY_TEST_BACKEND=postgres cargo test --locked \
   --test backpressure --test bad_input --test conformance --test dilation --test durability --test fuzz_corpus \
   --test hostile --test python_client --test state_loss --test stream --test world \
-  --test audit --test http_errors --test admin_cli --test accounts
+  --test audit --test http_errors --test admin_cli --test accounts --test admin_control

@@ -1,6 +1,6 @@
 //! Node-wide lookup tables (sector actors, sessions, online characters) and the routing contract sectors use.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,10 @@ pub struct SessionLink {
     /// citizenship and the account lacks it).
     nexus_allowed: AtomicBool,
     session_actor: OnceLock<ActorRef<SessionMsg>>,
+    /// When the session was set up (ms since the epoch), for the admin session list.
+    pub connected_at: i64,
+    /// The account behind the session's character (set by the session actor), for the admin session list.
+    account: OnceLock<Uuid>,
 }
 
 impl SessionLink {
@@ -57,7 +61,24 @@ impl SessionLink {
             in_transit: AtomicBool::new(false),
             nexus_allowed: AtomicBool::new(true),
             session_actor: OnceLock::new(),
+            connected_at: crate::store::now_millis(),
+            account: OnceLock::new(),
         })
+    }
+
+    /// Names the account behind the session (once).
+    pub fn set_account(&self, account: Uuid) {
+        let _ = self.account.set(account);
+    }
+
+    /// The account behind the session, once known.
+    pub fn account(&self) -> Option<Uuid> {
+        self.account.get().copied()
+    }
+
+    /// The session actor, once the session is set up (admin controls such as a kick go to it).
+    pub fn session_actor(&self) -> Option<ActorRef<SessionMsg>> {
+        self.session_actor.get().cloned()
     }
 
     /// Names the session actor that is told when the connection ends.
@@ -168,6 +189,8 @@ pub trait Fabric<G: Game>: Send + Sync + 'static {
 struct SectorEntry<G: Game> {
     region: RegionId,
     actor: Option<ActorRef<SectorMsg<G>>>,
+    /// The sector's tick rate when an operator changed it (0: the configured one).
+    tick_hz: AtomicU32,
 }
 
 /// Node-wide lookup tables.
@@ -221,7 +244,14 @@ impl<G: Game> Directory<G> {
 
     /// Declares a sector (its actor is attached once running).
     pub fn add_sector(&self, id: SectorId, region: RegionId) {
-        if let Some(old) = self.sectors.insert(id, SectorEntry { region, actor: None }) {
+        if let Some(old) = self.sectors.insert(
+            id,
+            SectorEntry {
+                region,
+                actor: None,
+                tick_hz: AtomicU32::new(0),
+            },
+        ) {
             if old.actor.is_some() {
                 self.sectors_running.fetch_sub(1, Ordering::AcqRel);
             }
@@ -242,6 +272,26 @@ impl<G: Game> Directory<G> {
             }
             e.actor = actor;
         }
+    }
+
+    /// Records a sector's tick rate as set by an operator (what `welcome` tells a client entering it).
+    pub fn set_tick_hz(&self, id: SectorId, hz: u32) {
+        if let Some(e) = self.sectors.get(&id) {
+            e.tick_hz.store(hz, Ordering::Release);
+        }
+    }
+
+    /// A sector's tick rate if an operator changed it (none: the configured one).
+    pub fn tick_hz(&self, id: SectorId) -> Option<u32> {
+        self.sectors
+            .get(&id)
+            .map(|e| e.tick_hz.load(Ordering::Acquire))
+            .filter(|&hz| hz > 0)
+    }
+
+    /// Every declared sector with its region.
+    pub fn sector_regions(&self) -> Vec<(SectorId, RegionId)> {
+        self.sectors.iter().map(|e| (*e.key(), e.region)).collect()
     }
 
     /// Sectors declared.

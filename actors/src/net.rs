@@ -379,6 +379,11 @@ impl Conn {
         }))
     }
 
+    /// The client's address (none once the socket is gone).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.io.get_ref().peer_addr().ok()
+    }
+
     /// The socket's descriptor (what a sector's poller watches).
     pub fn raw_fd(&self) -> RawFd {
         self.fd

@@ -13,7 +13,8 @@
 //! - [`audit`]: the audit trail of admin actions and `GET /v1/admin/audit`.
 //! - [`openapi`]: the OpenAPI document (`GET /v1/openapi.json`), generated from the handlers' annotations.
 //! - [`auth`]: guest login and tokens.
-//! - [`admin`]: admin endpoints (regions, snapshots, crash hook).
+//! - [`admin`]: the admin control plane under `/v1/admin` (reads with live stats, controls sent to the actors,
+//!   snapshots, crash hooks).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`content`]: reading and writing galaxy content directories.
 //! - [`error`]: the API error type and its JSON form.
@@ -140,12 +141,82 @@ pub fn routes<G: Game>() -> Vec<Route<G>> {
         Route::new(Method::GET, "/readyz", OPERATOR, health::readyz::<G>),
         Route::new(Method::GET, "/metrics", OPERATOR, health::metrics::<G>),
         Route::new(Method::GET, "/v1/openapi.json", OPERATOR, openapi::openapi_json),
-        Route::new(Method::GET, "/v1/admin/regions", OPERATOR, admin::regions::<G>),
+        Route::new(Method::GET, "/v1/admin/nodes", OPERATOR, admin::read::nodes::<G>),
+        Route::new(Method::GET, "/v1/admin/regions", OPERATOR, admin::read::regions::<G>),
         Route::new(
             Method::POST,
-            "/v1/admin/regions/{id}/{action}",
+            "/v1/admin/regions/{id}/pause",
             OPERATOR,
-            admin::region_action::<G>,
+            admin::control::region_pause::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/regions/{id}/resume",
+            OPERATOR,
+            admin::control::region_resume::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/regions/{id}/stop",
+            OPERATOR,
+            admin::control::region_stop::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/regions/{id}/start",
+            OPERATOR,
+            admin::control::region_start::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/regions/{id}/tick-rate",
+            OPERATOR,
+            admin::control::region_tick_rate::<G>,
+        ),
+        Route::new(Method::GET, "/v1/admin/sectors", OPERATOR, admin::read::sectors::<G>),
+        Route::new(
+            Method::GET,
+            "/v1/admin/sectors/{id}",
+            OPERATOR,
+            admin::read::sector::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/sectors/{id}/pause",
+            OPERATOR,
+            admin::control::sector_pause::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/sectors/{id}/resume",
+            OPERATOR,
+            admin::control::sector_resume::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/sectors/{id}/restart",
+            OPERATOR,
+            admin::control::sector_restart::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/sectors/{id}/snapshot",
+            OPERATOR,
+            admin::control::sector_snapshot::<G>,
+        ),
+        Route::new(Method::GET, "/v1/admin/sessions", OPERATOR, admin::read::sessions::<G>),
+        Route::new(Method::POST, "/v1/admin/kick", OPERATOR, admin::control::kick::<G>),
+        Route::new(
+            Method::POST,
+            "/v1/admin/broadcast",
+            OPERATOR,
+            admin::control::broadcast::<G>,
+        ),
+        Route::new(
+            Method::POST,
+            "/v1/admin/teleport",
+            OPERATOR,
+            admin::control::teleport::<G>,
         ),
         Route::new(Method::POST, "/v1/admin/snapshot", OPERATOR, admin::snapshot::<G>),
         Route::new(

@@ -96,6 +96,12 @@ pub trait Game: Send + Sync + Sized + 'static {
     fn admit(&self, sector: &mut Self::Sector, avatar: Self::Avatar, now: Millis);
     /// Removes an avatar from a sector (on logout); its removal appears in the next delta.
     fn depart(&self, sector: &mut Self::Sector, id: EntityId) -> Option<Self::Avatar>;
+    /// Puts an avatar that is between sectors at `(x, y)` of the sector it enters next (an operator's teleport);
+    /// the sector's `admit` may clamp it. Returns false if the game has no positions (the default).
+    fn place(&self, avatar: &mut Self::Avatar, x: f32, y: f32) -> bool {
+        let _ = (avatar, x, y);
+        false
+    }
     /// Copies of every avatar present, for snapshots.
     fn avatars(&self, sector: &Self::Sector) -> Vec<Self::Avatar>;
     /// Removes every avatar from a sector, leaving exactly the state that [`Game::depart`] of each of

@@ -363,6 +363,8 @@ class Session:
         self.deltas_seen = 0
         # Time dilation of the current sector: game seconds per wall-clock second (1.0 unless `time_dilation` says).
         self.dilation = 1.0
+        # Whether an operator paused the current sector (`sector_paused`): it does not advance, commands are refused.
+        self.paused = False
         self.keyframes_seen = 0
         self.unsolicited_keyframes = 0
         self.seq_gaps = 0
@@ -415,6 +417,7 @@ class Session:
             self.keyframes_seen += 1
             if msg["sector"] != self.sector:
                 self.dilation = 1.0  # a new sector runs at real time unless a `time_dilation` follows
+                self.paused = False  # and runs unless a `sector_paused` follows
             self.sector = msg["sector"]
             self.sector_name = msg["name"]
             self.size = float(msg["size"])
@@ -469,6 +472,16 @@ class Session:
                 self.dilation = float(msg["factor"])
                 print(f"  time dilation of this sector: {self.dilation:.2f} (ticks every "
                       f"{1000 / (self.welcome['tick_hz'] * self.dilation):.0f} ms)")
+        elif t == "notice":
+            for field in ("scope", "text"):
+                check(field in msg, f"notice lacks {field!r}")
+            print(f"  notice ({msg['scope']}): {msg['text']}")
+        elif t == "sector_paused":
+            for field in ("sector", "paused"):
+                check(field in msg, f"sector_paused lacks {field!r}")
+            if msg["sector"] == self.sector:
+                self.paused = bool(msg["paused"])
+                print(f"  this sector is {'paused' if self.paused else 'running again'}")
         elif t in ("warped", "chat", "pong", "error"):
             pass
         else:
@@ -495,7 +508,7 @@ class Session:
                 return msg
             if msg["type"] == "keyframe" and "id" not in msg:
                 self.unsolicited_keyframes += 1
-            if msg["type"] not in ("delta", "keyframe", "time_dilation"):
+            if msg["type"] not in ("delta", "keyframe", "time_dilation", "notice", "sector_paused"):
                 self.pending.append(msg)
 
     def reply(self, req_id: int, types: tuple[str, ...], timeout: float = 5.0, soft: bool = False) -> dict:

@@ -743,7 +743,13 @@ impl HandlerState {
                     }
                 }
             }
-            ServerMessage::Warped { .. } | ServerMessage::Chat { .. } | ServerMessage::Pong => {}
+            // Operators' notices and pauses change nothing the load tester measures (a paused sector's refusals are
+            // counted as errors by their code, `sector_paused`).
+            ServerMessage::Warped { .. }
+            | ServerMessage::Chat { .. }
+            | ServerMessage::Pong
+            | ServerMessage::Notice { .. }
+            | ServerMessage::SectorPaused { .. } => {}
         }
     }
 }

@@ -77,6 +77,8 @@ const SERVER_TYPES: &[&str] = &[
     "pong",
     "error",
     "time_dilation",
+    "notice",
+    "sector_paused",
 ];
 /// Server messages whose `body` field is spread into the JSON object.
 const SPREAD_BODY: &[&str] = &["keyframe", "delta"];
@@ -483,6 +485,43 @@ mod tests {
             serde_json::from_str::<Value>(&err).unwrap(),
             json!({"type": "error", "code": "x_y", "message": "why"})
         );
+    }
+
+    #[test]
+    fn notice_and_sector_paused_are_flat_in_json_and_appended_in_binary() {
+        let sector = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        let notice = ServerFrame::<G>::new(
+            None,
+            ServerMessage::Notice {
+                scope: "global".into(),
+                text: "restart at noon".into(),
+            },
+        );
+        let text = server_to_json(&notice).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"type": "notice", "scope": "global", "text": "restart at noon"})
+        );
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()).unwrap(), text);
+        let bin = server_to_bin(&notice).unwrap();
+        let mut expected = vec![0x00, 0x09, 6];
+        expected.extend_from_slice(b"global");
+        expected.push(15);
+        expected.extend_from_slice(b"restart at noon");
+        assert_eq!(bin, expected);
+        let paused = ServerFrame::<G>::new(None, ServerMessage::SectorPaused { sector, paused: true });
+        let text = server_to_json(&paused).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"type": "sector_paused", "sector": sector, "paused": true})
+        );
+        assert_eq!(server_to_json(&server_from_json::<G>(&text).unwrap()).unwrap(), text);
+        let bin = server_to_bin(&paused).unwrap();
+        let mut expected = vec![0x00, 0x0a, 0x10];
+        expected.extend_from_slice(sector.as_bytes());
+        expected.push(0x01);
+        assert_eq!(bin, expected);
+        assert_eq!(server_to_bin(&server_from_bin::<G>(&bin).unwrap()).unwrap(), bin);
     }
 }
 

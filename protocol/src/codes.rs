@@ -23,6 +23,10 @@ pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
 /// `galactic_citizen` capability (`--require-citizenship`); the command changed nothing (the ship stays where it was).
 pub const CITIZENSHIP_REQUIRED: &str = "citizenship_required";
 
+/// The session's sector is paused by an operator: game commands are refused (pings and chat are answered); retry
+/// after `sector_paused` with `paused: false`.
+pub const SECTOR_PAUSED: &str = "sector_paused";
+
 /// Normal closure (the client asked to close).
 pub const CLOSE_NORMAL: u16 = 1000;
 /// The server is shutting down.
@@ -42,3 +46,9 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
 pub const CLOSE_REPLACED: u16 = 4001;
 /// The server heard nothing from the client (not even a pong to its ping) for the configured timeout.
 pub const CLOSE_TIMEOUT: u16 = 4002;
+/// An operator kicked the session (a `notice` with scope `kick` and the reason comes first; the ship is parked, and
+/// the character can log in again).
+pub const CLOSE_KICKED: u16 = 4003;
+/// An operator stopped the session's region (a `notice` with scope `region_stopped` comes first; the ship is parked,
+/// and the character can log in again once the region is started).
+pub const CLOSE_REGION_STOPPED: u16 = 4004;

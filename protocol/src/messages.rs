@@ -85,6 +85,13 @@ pub enum ServerMessage<G: Game> {
     /// Sent when the factor changes noticeably, and after the keyframe of a client entering a dilated sector.
     /// Appended last so that the binary variant indices of the others stay as they were.
     TimeDilation { sector: SectorId, factor: f64 },
+    /// An operator's announcement to everyone (`global`), a region or a sector, or the reason a session is being
+    /// closed (`kick`, `region_stopped`). Appended after `TimeDilation` (binary variant index 9).
+    Notice { scope: String, text: String },
+    /// The sector was paused (`paused: true`: it does not advance, and refuses game commands with `sector_paused`)
+    /// or resumed. Sent on pause and resume, and after the keyframe of a client entering a paused sector. Binary
+    /// variant index 10.
+    SectorPaused { sector: SectorId, paused: bool },
 }
 
 /// A server message with the request id it answers, if any.
@@ -125,6 +132,8 @@ impl<G: Game> ServerMessage<G> {
             ServerMessage::Error { .. } => "error",
             ServerMessage::Game(_) => "game",
             ServerMessage::TimeDilation { .. } => "time_dilation",
+            ServerMessage::Notice { .. } => "notice",
+            ServerMessage::SectorPaused { .. } => "sector_paused",
         }
     }
 }

@@ -7,14 +7,19 @@ use orrery_engine::{Game, RegionId};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{error, info, warn};
 
-use crate::region::{RegionArgs, RegionMsg, RegionSupervisor};
+use crate::region::{Drained, RegionArgs, RegionMsg, RegionSupervisor};
+
+/// How long stopping a region waits for its supervisor's drain (snapshot, sessions parked).
+const DRAIN_CALL_MS: u64 = 30_000;
 
 /// Messages of the region manager.
 pub enum ManagerMsg {
     /// Starts a known region's supervisor (no-op if it runs); replies whether it runs afterwards.
     StartRegion(RegionId, RpcReplyPort<bool>),
-    /// Stops a region's supervisor and its sectors; replies whether it was running.
-    StopRegion(RegionId, RpcReplyPort<bool>),
+    /// Stops a region: first its supervisor snapshots every sector and closes the region's sessions (4004, each
+    /// parks its ship; [`RegionMsg::Drain`]), then the supervisor and its sectors stop. Replies what the drain did,
+    /// or none if the region was not running.
+    StopRegion(RegionId, RpcReplyPort<Option<Drained>>),
     /// Ids of the regions whose supervisors run.
     RunningRegions(RpcReplyPort<Vec<RegionId>>),
 }
@@ -106,15 +111,25 @@ impl<G: Game> Actor for RegionManager<G> {
                 let _ = reply.send(running);
             }
             ManagerMsg::StopRegion(id, reply) => {
-                let actor = state.regions.get_mut(&id).and_then(|m| m.actor.take());
-                let was = actor.is_some();
+                let actor = state.regions.get(&id).and_then(|m| m.actor.clone());
+                let mut drained = None;
                 if let Some(actor) = actor {
+                    drained = Some(match ractor::call_t!(actor, RegionMsg::Drain, DRAIN_CALL_MS) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            warn!(region = %id, error = %e, "the region did not drain before its stop");
+                            Drained::default()
+                        }
+                    });
+                    if let Some(m) = state.regions.get_mut(&id) {
+                        m.actor = None;
+                    }
                     state.children.remove(&actor.get_id());
                     actor.stop_children_and_wait(None, None).await;
                     actor.stop_and_wait(None, None).await?;
                     info!(region = %id, "region stopped");
                 }
-                let _ = reply.send(was);
+                let _ = reply.send(drained);
             }
             ManagerMsg::RunningRegions(reply) => {
                 let _ = reply.send(

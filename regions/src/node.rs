@@ -18,6 +18,8 @@ use crate::fabric::NodeFabric;
 use crate::manager::{ManagerMsg, RegionManager};
 use crate::nexus::{Nexus, NexusArgs, NexusMsg};
 use crate::region::{RegionArgs, RegionMsg};
+use orrery_actors::store::{now_millis, ParkedAvatar};
+use uuid::Uuid;
 
 /// Sectors are restored on one thread per core, up to this many.
 const MAX_RESTORE_THREADS: usize = 16;
@@ -40,6 +42,16 @@ pub enum NodeError {
     Restore(String),
     #[error("the snapshot could not be written (see the log)")]
     NotSaved,
+    #[error("no sector {0}")]
+    NoSector(SectorId),
+    #[error("sector {0} is not running (its region is stopped, or it is restarting)")]
+    SectorNotRunning(SectorId),
+    #[error("sector {0} did not answer: {1}")]
+    SectorDidNotAnswer(SectorId, String),
+    #[error("character {0} has no ship (never logged in)")]
+    NoShip(Uuid),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The root actor: parent of the nexus and the region manager.
@@ -148,6 +160,11 @@ pub struct Node<G: Game> {
     /// Sets `orrery_snapshot_lag_seconds{region}` every [`LAG_EVERY`].
     lag_gauge: tokio::task::JoinHandle<()>,
     region_of_sector: HashMap<SectorId, RegionId>,
+    /// Every sector's cell, in layout order (statistics and operator controls that survive the actor).
+    cells: Vec<Arc<SectorCell<G>>>,
+    /// This node's id (random at each start) and when it started.
+    pub id: Uuid,
+    pub started: Instant,
 }
 
 impl<G: Game> std::fmt::Debug for Node<G> {
@@ -242,6 +259,7 @@ async fn restore_stored<G: Game>(
 impl<G: Game> Node<G> {
     /// Builds and starts the actor tree.
     pub async fn start(game: Arc<G>, store: SharedStore, config: EngineConfig) -> Result<Self, NodeError> {
+        let node_started = Instant::now();
         let config = Arc::new(config);
         let directory = Directory::<G>::new();
         let fabric = NodeFabric::new(Arc::clone(&directory));
@@ -262,6 +280,7 @@ impl<G: Game> Node<G> {
         let mut region_of_sector = HashMap::new();
         let mut regions = Vec::new();
         let mut lag_cells = Vec::new();
+        let mut all_cells = Vec::new();
         for region in layout {
             let mut cells = Vec::new();
             for sector in region.sectors {
@@ -276,6 +295,7 @@ impl<G: Game> Node<G> {
                 cells.push(SectorCell::new(sector.id, region.id, sector.name, state, seq, tick));
             }
             lag_cells.push((region.id, cells.clone()));
+            all_cells.extend(cells.iter().cloned());
             regions.push(RegionArgs {
                 id: region.id,
                 name: region.name,
@@ -345,12 +365,112 @@ impl<G: Game> Node<G> {
             parcel_sweep,
             lag_gauge,
             region_of_sector,
+            cells: all_cells,
+            id: Uuid::new_v4(),
+            started: node_started,
         })
     }
 
     /// The node's persister: the one writer of snapshots and parked ships.
     pub fn persister(&self) -> &Persister {
         &self.persister
+    }
+
+    /// Every sector's cell, in layout order.
+    pub fn cells(&self) -> &[Arc<SectorCell<G>>] {
+        &self.cells
+    }
+
+    /// A sector's cell.
+    pub fn cell(&self, sector: SectorId) -> Option<&Arc<SectorCell<G>>> {
+        self.cells.iter().find(|c| c.id == sector)
+    }
+
+    /// The region a sector belongs to.
+    pub fn region_of(&self, sector: SectorId) -> Option<RegionId> {
+        self.region_of_sector.get(&sector).copied()
+    }
+
+    /// Snapshots one sector and writes it through the persister (after everything already queued); returns the
+    /// tick of the snapshot once the store has it.
+    pub async fn snapshot_sector(&self, sector: SectorId) -> Result<u64, NodeError> {
+        if !self.region_of_sector.contains_key(&sector) {
+            return Err(NodeError::NoSector(sector));
+        }
+        let actor = self
+            .directory
+            .sector(sector)
+            .ok_or(NodeError::SectorNotRunning(sector))?;
+        let batch = ractor::call_t!(actor, SectorMsg::Snapshot, 5_000)
+            .map_err(|e| NodeError::SectorDidNotAnswer(sector, e.to_string()))?;
+        let tick = batch.sectors.first().map(|s| s.tick).ok_or(NodeError::NotSaved)?;
+        if !self.persister.write(batch).await {
+            return Err(NodeError::NotSaved);
+        }
+        if let Some(cell) = self.cell(sector) {
+            cell.snapshot_committed(now_millis());
+        }
+        Ok(tick)
+    }
+
+    /// Moves a character's ship to sector `to`. Online: its sector posts the ship to `to` through the transfer path
+    /// of a warp (the client gets `warped` and a keyframe). Offline: its parked row names `to` (through the
+    /// persister), and it logs in there. Returns whether the character was online.
+    pub async fn teleport(&self, character: Uuid, to: SectorId, at: Option<(f32, f32)>) -> Result<bool, NodeError> {
+        if !self.region_of_sector.contains_key(&to) {
+            return Err(NodeError::NoSector(to));
+        }
+        if let Some(link) = self.directory.session_of(character) {
+            if link.in_transit() {
+                return Err(NodeError::Conflict("the ship is between sectors; try again".into()));
+            }
+            let from = link.sector();
+            let actor = self.directory.sector(from).ok_or(NodeError::SectorNotRunning(from))?;
+            let session = link.session;
+            let moved = ractor::call_t!(actor, |reply| SectorMsg::Teleport { session, to, at, reply }, 5_000)
+                .map_err(|e| NodeError::SectorDidNotAnswer(from, e.to_string()))?;
+            return moved.map(|()| true).map_err(NodeError::Conflict);
+        }
+        // Offline: hold the character so that it cannot log in while its row is rewritten.
+        let hold = Uuid::new_v4();
+        if !self.directory.reserve_character(character, hold) {
+            return Err(NodeError::Conflict("the character is logging in; try again".into()));
+        }
+        let done = async {
+            let parked = self
+                .store
+                .load_avatar(character)
+                .await?
+                .ok_or(NodeError::NoShip(character))?;
+            let mut blob = parked.avatar;
+            if let Some((x, y)) = at {
+                let mut avatar: G::Avatar = postcard::from_bytes(&blob)
+                    .map_err(|e| NodeError::Conflict(format!("the parked ship cannot be read: {e}")))?;
+                if !self.game.place(&mut avatar, x, y) {
+                    return Err(NodeError::Conflict(
+                        "this game has no positions: teleport without `x` and `y`".into(),
+                    ));
+                }
+                blob = postcard::to_allocvec(&avatar)
+                    .map_err(|e| NodeError::Conflict(format!("the ship cannot be encoded: {e}")))?;
+            }
+            let batch = PersistBatch {
+                avatars: vec![ParkedAvatar {
+                    character_id: character,
+                    sector: to,
+                    avatar: blob,
+                }],
+                ..PersistBatch::default()
+            };
+            if self.persister.write(batch).await {
+                Ok(false)
+            } else {
+                Err(NodeError::NotSaved)
+            }
+        }
+        .await;
+        self.directory.remove_session(hold, character);
+        done
     }
 
     /// Debug hook: makes a sector's actor panic. Returns false for an unknown sector.
@@ -381,7 +501,14 @@ impl<G: Game> Node<G> {
             }
         }
         let n = batch.sectors.len();
+        let ids: Vec<SectorId> = batch.sectors.iter().map(|s| s.sector).collect();
         if self.persister.write(batch).await {
+            let now = now_millis();
+            for id in ids {
+                if let Some(cell) = self.cell(id) {
+                    cell.snapshot_committed(now);
+                }
+            }
             Ok(n)
         } else {
             Err(NodeError::NotSaved)

@@ -6,6 +6,8 @@ use orrery_engine::{EntityId, Game};
 use ractor::RpcReplyPort;
 use uuid::Uuid;
 
+use orrery_engine::SectorId;
+
 use crate::directory::{Parcel, SessionLink};
 use crate::persist::PersistBatch;
 
@@ -48,4 +50,47 @@ pub enum SectorMsg<G: Game> {
     Snapshot(RpcReplyPort<PersistBatch>),
     /// Debug hook: panic inside the handler, to exercise supervision.
     InjectCrash,
+    /// Admin: pause (`true`) or resume the sector. A paused sector keeps its sessions and answers pings and chat,
+    /// but does not advance and refuses game commands (`sector_paused`). Replies whether it is paused now.
+    Pause { paused: bool, reply: RpcReplyPort<bool> },
+    /// Admin: tick at `hz` from now on (the fixed step becomes `1 / hz`). Replies the rate in force.
+    SetTickRate { hz: u32, reply: RpcReplyPort<u32> },
+    /// Admin: the sector's live statistics.
+    Stats(RpcReplyPort<SectorStats>),
+    /// Admin: the sector's full state (its keyframe as JSON) and statistics.
+    Inspect(RpcReplyPort<(serde_json::Value, SectorStats)>),
+    /// Admin: send a `notice` to every session subscribed to this sector. Replies how many it reached.
+    Notice {
+        scope: String,
+        text: String,
+        reply: RpcReplyPort<usize>,
+    },
+    /// Admin: move a session's ship to sector `to`, through the same transfer path as a warp. Replies once the ship
+    /// is posted (in transit), or why it could not be moved.
+    Teleport {
+        session: Uuid,
+        to: SectorId,
+        /// Where in `to` ([`Game::place`]), if given.
+        at: Option<(f32, f32)>,
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+}
+
+/// A sector's live statistics, as the admin endpoints show them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SectorStats {
+    pub paused: bool,
+    /// Ships in the sector (online players' ships; parked ships are not in any sector).
+    pub ships: usize,
+    /// Sessions subscribed to the sector.
+    pub sessions: usize,
+    /// The 99th percentile of the last (up to 256) ticks' work, in milliseconds.
+    pub tick_p99_ms: f64,
+    /// Ticks that started later than 1.5 periods after the previous one, since the node started.
+    pub overruns: u64,
+    /// When a snapshot of the sector was last known committed (ms since the epoch), if ever since the node started.
+    pub last_snapshot_at: Option<i64>,
+    pub tick_hz: u32,
+    pub seq: u64,
+    pub tick: u64,
 }

@@ -21,9 +21,9 @@ pub mod messages;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ use crate::persist::{Ack, SnapshotSlot};
 use crate::persist::{PersistBatch, Persister};
 use crate::phase::{PhaseSlot, PhaseWheel};
 use crate::store::{now_millis, LedgerTx, ParkedAvatar, SectorSnapshot, SINGLE_NODE_EPOCH};
-pub use messages::SectorMsg;
+pub use messages::{SectorMsg, SectorStats};
 
 /// Encodes a server frame and wraps it in one WebSocket frame. A frame that cannot be encoded (a game type whose
 /// serialization fails) is logged and counted, and an `internal` error frame with the same `id` goes in its place:
@@ -143,6 +143,13 @@ pub struct SectorCell<G: Game> {
     /// whose write failed). Every batch the sector writes carries them until one is committed: a snapshot is never
     /// written without the ledger rows of what it holds (their ids make repeats harmless).
     unwritten: Mutex<Vec<LedgerTx>>,
+    /// Operator controls, kept here so that a restarted actor keeps them: paused, and the tick rate (0: the
+    /// configured one).
+    paused: AtomicBool,
+    tick_hz: AtomicU32,
+    /// Statistics for the admin endpoints: tick overruns, and when a snapshot was last committed (ms; 0: never).
+    overruns: AtomicU64,
+    last_snapshot_at: AtomicI64,
 }
 
 /// The sector's inbound side: a poller over its subscribers' sockets (edge-triggered readiness).
@@ -247,7 +254,39 @@ impl<G: Game> SectorCell<G> {
             dirty_since: AtomicI64::new(0),
             pending_since: AtomicI64::new(0),
             captures: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            tick_hz: AtomicU32::new(0),
+            overruns: AtomicU64::new(0),
+            last_snapshot_at: AtomicI64::new(0),
         })
+    }
+
+    /// Whether an operator paused the sector.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// The sector's tick rate: the operator's, or the configured `default`.
+    pub fn tick_hz(&self, default: u32) -> u32 {
+        match self.tick_hz.load(Ordering::Acquire) {
+            0 => default.max(1),
+            hz => hz,
+        }
+    }
+
+    /// When a snapshot of the sector was last known committed (ms since the epoch).
+    pub fn last_snapshot_at(&self) -> Option<i64> {
+        Some(self.last_snapshot_at.load(Ordering::Acquire)).filter(|&t| t > 0)
+    }
+
+    /// Records that a snapshot of the sector was committed at `at` (ms since the epoch).
+    pub fn snapshot_committed(&self, at: i64) {
+        self.last_snapshot_at.fetch_max(at, Ordering::AcqRel);
+    }
+
+    /// Tick overruns of this sector since the node started.
+    pub fn overruns(&self) -> u64 {
+        self.overruns.load(Ordering::Acquire)
     }
 
     /// Notes a change of state (`now`: ms since the epoch, read only when no older change is pending, so that a
@@ -273,6 +312,9 @@ impl<G: Game> SectorCell<G> {
         let generation = self.captures.fetch_add(1, Ordering::AcqRel) + 1;
         let cell = Arc::clone(self);
         move |ok| {
+            if ok {
+                cell.snapshot_committed(now_millis());
+            }
             if ok && cell.captures.load(Ordering::Acquire) == generation {
                 cell.pending_since.store(0, Ordering::Release);
             }
@@ -321,6 +363,8 @@ struct Ticker {
     awake: std::sync::atomic::AtomicBool,
     resting: std::sync::atomic::AtomicBool,
     wake: tokio::sync::Notify,
+    /// The tick period in nanoseconds (an operator may change the rate while the sector runs).
+    period_nanos: AtomicU64,
 }
 
 /// Quiet ticks (no change, no input, nothing owed) after which a sector with subscribers rests.
@@ -329,6 +373,14 @@ const REST_AFTER_TICKS: u32 = 3;
 const REST_CHECK: Duration = Duration::from_secs(1);
 
 impl Ticker {
+    fn period(&self) -> Duration {
+        Duration::from_nanos(self.period_nanos.load(Ordering::Acquire).max(1))
+    }
+
+    fn set_period(&self, period: Duration) {
+        self.period_nanos.store(period.as_nanos() as u64, Ordering::Release);
+    }
+
     fn is_awake(&self) -> bool {
         self.awake.load(std::sync::atomic::Ordering::Acquire)
     }
@@ -454,11 +506,172 @@ pub struct SectorState<G: Game> {
     heard: bool,
     /// Ticks in a row that changed nothing, read nothing and owed nothing (see [`Ticker`]).
     quiet_ticks: u32,
+    /// The work of the last [`TICK_TIMES`] ticks, in milliseconds (for the p99 the admin endpoints show).
+    tick_times: VecDeque<f32>,
 }
+
+/// How many recent ticks the admin statistics' p99 is taken over.
+const TICK_TIMES: usize = 256;
 
 impl<G: Game> SectorState<G> {
     fn id(&self) -> SectorId {
         self.cell.id
+    }
+
+    /// The tick rate in force (an operator's, or the configured one).
+    fn tick_hz(&self) -> u32 {
+        self.cell.tick_hz(self.config.tick_hz)
+    }
+
+    fn tick_period(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.tick_hz()))
+    }
+
+    /// The fixed step of one tick, in seconds.
+    fn dt(&self) -> f32 {
+        1.0 / self.tick_hz() as f32
+    }
+
+    fn paused_frame(&self) -> ServerFrame<G> {
+        ServerFrame::new(
+            None,
+            ServerMessage::SectorPaused {
+                sector: self.id(),
+                paused: self.cell.is_paused(),
+            },
+        )
+    }
+
+    /// After the keyframe of a client entering the sector: `sector_paused`, if an operator paused it.
+    fn tell_paused(&self, link: &SessionLink) {
+        if self.cell.is_paused() {
+            self.send_to(link, self.paused_frame());
+        }
+    }
+
+    /// Sends `frame` to every subscriber (encoded once per encoding); returns how many it was written to.
+    fn send_all(&self, frame: &ServerFrame<G>) -> usize {
+        let mut frames = Encoded::new(frame);
+        self.subscribers
+            .iter()
+            .filter(|l| l.conn.send(frames.get(l.encoding)))
+            .count()
+    }
+
+    /// Pauses or resumes the sector and tells its subscribers (when it changed).
+    fn set_paused(&mut self, paused: bool) {
+        if self.cell.paused.swap(paused, Ordering::AcqRel) == paused {
+            return;
+        }
+        info!(sector = %self.id(), name = %self.cell.name, paused, "sector paused by an operator");
+        // The journal is replayed with one step size and one notion of time: start a fresh one.
+        self.checkpoint();
+        self.last_tick = None;
+        self.quiet_ticks = 0;
+        self.ticker.stir();
+        self.ticker.set_awake(true);
+        self.send_all(&self.paused_frame());
+    }
+
+    /// Changes the tick rate (and so the fixed step) from the next tick on.
+    fn set_tick_hz(&mut self, hz: u32) {
+        // The journal is replayed with the step of the rate it was recorded at: checkpoint first.
+        self.checkpoint();
+        self.cell.tick_hz.store(hz, Ordering::Release);
+        self.directory.set_tick_hz(self.id(), hz);
+        self.ticker.set_period(self.tick_period());
+        // Dilation's budget is a share of the period: the new one's (at the factor the clients were last told).
+        self.dilation = Dilation::new(
+            tick_budget(&self.config, self.tick_period()),
+            self.config.dilation_floor,
+            self.cell.dilation() as f32,
+        );
+        self.last_tick = None;
+        self.overrun_after = self.dilation.overrun_threshold(self.tick_period());
+        self.ticker.stir();
+        info!(sector = %self.id(), hz, "sector tick rate changed by an operator");
+    }
+
+    fn stats(&self) -> SectorStats {
+        let mut times: Vec<f32> = self.tick_times.iter().copied().collect();
+        times.sort_by(f32::total_cmp);
+        let p99 = if times.is_empty() {
+            0.0
+        } else {
+            f64::from(times[((times.len() as f64 * 0.99).ceil() as usize).clamp(1, times.len()) - 1])
+        };
+        SectorStats {
+            paused: self.cell.is_paused(),
+            ships: self.game.avatars(&self.state).len(),
+            sessions: self.subscribers.len(),
+            tick_p99_ms: (p99 * 1000.0).round() / 1000.0,
+            overruns: self.cell.overruns(),
+            last_snapshot_at: self.cell.last_snapshot_at(),
+            tick_hz: self.tick_hz(),
+            seq: self.seq,
+            tick: self.tick,
+        }
+    }
+
+    /// A paused sector's timer tick: reads its clients (pings and chat are answered, game commands refused) and
+    /// sends owed keyframes, but does not advance. It rests (or, with no subscribers, sleeps) when nothing comes.
+    fn paused_tick(&mut self) {
+        self.heard = false;
+        self.read_inputs();
+        if self.owes_keyframes {
+            self.send_owed_keyframes();
+        }
+        self.last_tick = None;
+        self.quiet_ticks = if self.heard {
+            0
+        } else {
+            self.quiet_ticks.saturating_add(1)
+        };
+        if self.quiet_ticks >= REST_AFTER_TICKS {
+            if self.subscribers.is_empty() {
+                self.ticker.set_awake(false);
+            } else {
+                self.ticker.rest();
+            }
+        }
+    }
+
+    /// Moves a subscribed session's ship to `to` through the transfer path of a warp.
+    fn teleport(&mut self, session: uuid::Uuid, to: SectorId, at: Option<(f32, f32)>) -> Result<(), String> {
+        let Some(link) = self.subscribers.iter().find(|l| l.session == session).cloned() else {
+            return Err(format!("the session's ship is not in sector {}", self.id()));
+        };
+        if to == self.id() {
+            return Err(format!("the ship is already in sector {to}"));
+        }
+        if !self.directory.has_sector(to) {
+            return Err(format!("no sector {to}"));
+        }
+        let Some(mut avatar) = self.game.depart(&mut self.state, link.entity) else {
+            return Err("the ship is not in its sector's state".into());
+        };
+        if let Some((x, y)) = at {
+            if !self.game.place(&mut avatar, x, y) {
+                // Put back as it was: this game has no positions to teleport to.
+                self.game.admit(&mut self.state, avatar, now_millis());
+                return Err("this game has no positions: teleport without `x` and `y`".into());
+            }
+        }
+        self.cell.journal(JournalOp::Depart(link.entity));
+        self.dirty = true;
+        self.cell.note_change(now_millis);
+        self.unsubscribe(link.session);
+        link.depart();
+        info!(from = %self.id(), %to, character = %link.character, "ship teleported by an operator");
+        let parcel = self.directory.post(Transfer {
+            avatar,
+            from: self.id(),
+            to,
+            link: Some(link),
+            req_id: None,
+        });
+        self.fabric.transfer(parcel);
+        Ok(())
     }
 
     fn keyframe_frame(&self, req_id: Option<u64>, encoding: Encoding) -> Bytes {
@@ -500,6 +713,9 @@ impl<G: Game> SectorState<G> {
     /// A timer tick: runs a simulated tick, or skips it when the sector is dilated; then tells subscribers the
     /// factor if it changed noticeably.
     fn on_timer(&mut self) {
+        if self.cell.is_paused() {
+            return self.paused_tick();
+        }
         if self.dilation.on_timer() {
             self.run_tick();
         } else {
@@ -661,6 +877,7 @@ impl<G: Game> SectorState<G> {
             self.meters.interval_seconds.record(interval.as_secs_f64());
             if interval > self.overrun_after {
                 self.meters.overruns.increment(1);
+                self.cell.overruns.fetch_add(1, Ordering::AcqRel);
                 if self.persister.writing() {
                     // For telling storage's share of the overruns: compare with the share of the time writes are in
                     // flight (`orrery_snapshot_write_seconds_sum`).
@@ -672,7 +889,8 @@ impl<G: Game> SectorState<G> {
         self.last_tick = Some(started);
         self.heard = false;
         self.read_inputs();
-        let delta = self.game.tick(&mut self.state, self.config.dt());
+        let dt = self.dt();
+        let delta = self.game.tick(&mut self.state, dt);
         self.tick += 1;
         self.cell.journal(JournalOp::Tick);
         let changed = delta.is_some();
@@ -735,12 +953,16 @@ impl<G: Game> SectorState<G> {
         // The whole tick's work (inputs, rules, fan-out): the one measurement dilation needs.
         let work = started.elapsed();
         self.meters.tick_seconds.record(work.as_secs_f64());
+        if self.tick_times.len() == TICK_TIMES {
+            self.tick_times.pop_front();
+        }
+        self.tick_times.push_back((work.as_secs_f64() * 1e3) as f32);
         #[cfg(test)]
         let work = work + tests::take_simulated_work();
         if !idle {
             self.dilation.observe(work);
         }
-        self.overrun_after = self.dilation.overrun_threshold(self.config.tick_period());
+        self.overrun_after = self.dilation.overrun_threshold(self.tick_period());
     }
 
     fn fan_out(&mut self, delta: G::Delta) {
@@ -1015,6 +1237,17 @@ impl<G: Game> SectorState<G> {
     }
 
     fn apply_command(&mut self, link: Arc<SessionLink>, req_id: Option<u64>, command: G::Command, key: Option<String>) {
+        if self.cell.is_paused() {
+            metrics::counter!("orrery_commands_refused_total", "reason" => "sector_paused").increment(1);
+            return self.answer(&link, req_id, key.as_deref(), |id| {
+                ServerFrame::error(
+                    id,
+                    codes::SECTOR_PAUSED,
+                    "this sector is paused by an operator; nothing was applied, retry after `sector_paused` says \
+                     `paused: false`",
+                )
+            });
+        }
         if !link.nexus_allowed() {
             if let Some(to) = self.game.command_destination(&command) {
                 if self.directory.in_nexus(to, || self.game.layout()) {
@@ -1188,6 +1421,7 @@ impl<G: Game> SectorState<G> {
             );
             link.conn.send_keyframe(&self.keyframe_frame(None, link.encoding));
             self.tell_dilation(&link);
+            self.tell_paused(&link);
             self.subscribe(link);
         }
     }
@@ -1200,6 +1434,12 @@ fn command_kind<C: serde::Serialize>(command: &C) -> String {
         Ok(serde_json::Value::String(name)) => name,
         _ => "command".to_owned(),
     }
+}
+
+/// The work budget of one simulated tick at tick period `period` (`tick_budget` of it; the configured rate's
+/// budget is `EngineConfig::tick_budget`).
+fn tick_budget(config: &EngineConfig, period: Duration) -> Duration {
+    period.mul_f64(f64::from(config.tick_budget.max(0.0)))
 }
 
 /// Rebuilds a sector's state from its cell: the checkpoint with the journal replayed on it. The last value says
@@ -1239,7 +1479,8 @@ impl<G: Game> Actor for SectorActor<G> {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (state, seq, tick, replayed) = recover(args.game.as_ref(), &args.cell, args.config.dt());
+        let dt = 1.0 / args.cell.tick_hz(args.config.tick_hz) as f32;
+        let (state, seq, tick, replayed) = recover(args.game.as_ref(), &args.cell, dt);
         let restarted = {
             let mut starts = args.cell.starts.lock();
             *starts += 1;
@@ -1261,8 +1502,9 @@ impl<G: Game> Actor for SectorActor<G> {
         let phase = Duration::from_nanos((args.cell.id.as_u128() % every) as u64);
         let last_snapshot = Instant::now().checked_sub(phase).unwrap_or_else(Instant::now);
         // A restarted sector resumes at the factor its subscribers were last told.
+        let period = Duration::from_secs_f64(1.0 / f64::from(args.cell.tick_hz(args.config.tick_hz)));
         let dilation = Dilation::new(
-            args.config.tick_budget(),
+            tick_budget(&args.config, period),
             args.config.dilation_floor,
             args.cell.dilation() as f32,
         );
@@ -1289,7 +1531,9 @@ impl<G: Game> Actor for SectorActor<G> {
             ready: Vec::new(),
             heard: false,
             quiet_ticks: 0,
+            tick_times: VecDeque::with_capacity(TICK_TIMES),
         };
+        s.ticker.set_period(s.tick_period());
         {
             let mut io = s.cell.io.lock();
             if io.poll.is_none() {
@@ -1305,7 +1549,7 @@ impl<G: Game> Actor for SectorActor<G> {
                 io.carry.extend(links);
             }
         }
-        s.overrun_after = s.dilation.overrun_threshold(s.config.tick_period());
+        s.overrun_after = s.dilation.overrun_threshold(s.tick_period());
         if s.dilation.is_dilated() {
             DilationBoard::global().set(s.cell.key(), s.cell.dilation());
         }
@@ -1326,7 +1570,6 @@ impl<G: Game> Actor for SectorActor<G> {
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        let period = state.config.tick_period();
         // Awake sectors tick at phases spread evenly over the period (crate::phase), so that their fan-outs do not
         // land at once; a sleeping sector gives its phase back.
         let ticker = Arc::clone(&state.ticker);
@@ -1349,21 +1592,28 @@ impl<G: Game> Actor for SectorActor<G> {
         });
         tokio::spawn(async move {
             let wheel = PhaseWheel::global();
-            let phased = |slot: &PhaseSlot<'_>| {
+            let phased = |slot: &PhaseSlot<'_>, period: Duration| {
                 let start = tokio::time::Instant::now() + slot.delay_from(Instant::now(), period);
                 let mut interval = tokio::time::interval_at(start, period);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 interval
             };
             let mut slot = wheel.acquire();
-            let mut interval = phased(&slot);
+            let mut period = ticker.period();
+            let mut interval = phased(&slot, period);
             loop {
                 interval.tick().await;
+                if ticker.period() != period {
+                    // An operator changed the tick rate.
+                    period = ticker.period();
+                    interval = phased(&slot, period);
+                }
                 if !ticker.is_awake() {
                     drop(slot);
                     ticker.wake.notified().await;
                     slot = wheel.acquire();
-                    interval = phased(&slot);
+                    period = ticker.period();
+                    interval = phased(&slot, period);
                     continue;
                 }
                 if ticker.is_resting() {
@@ -1384,7 +1634,8 @@ impl<G: Game> Actor for SectorActor<G> {
                     }
                     ticker.resting.store(false, std::sync::atomic::Ordering::Release);
                     // Tick now, then at the slot's phase again (not a burst of the ticks missed while resting).
-                    interval = phased(&slot);
+                    period = ticker.period();
+                    interval = phased(&slot, period);
                 }
                 if myself.cast(SectorMsg::Tick).is_err() {
                     break;
@@ -1419,6 +1670,7 @@ impl<G: Game> Actor for SectorActor<G> {
                 link.arrive(state.id());
                 link.conn.send_keyframe(&state.keyframe_frame(None, link.encoding));
                 state.tell_dilation(&link);
+                state.tell_paused(&link);
                 state.subscribe(link);
                 let _ = reply.send(());
             }
@@ -1449,6 +1701,32 @@ impl<G: Game> Actor for SectorActor<G> {
                     warn!(sector = %state.id(), "injected crash");
                     panic!("injected crash in sector {}", state.id());
                 }
+            }
+            SectorMsg::Pause { paused, reply } => {
+                state.set_paused(paused);
+                let _ = reply.send(state.cell.is_paused());
+            }
+            SectorMsg::SetTickRate { hz, reply } => {
+                if hz > 0 {
+                    state.set_tick_hz(hz);
+                }
+                let _ = reply.send(state.tick_hz());
+            }
+            SectorMsg::Stats(reply) => {
+                let _ = reply.send(state.stats());
+            }
+            SectorMsg::Inspect(reply) => {
+                let keyframe = serde_json::to_value(state.game.keyframe(&state.state)).unwrap_or_else(
+                    |e| serde_json::json!({ "error": format!("the keyframe could not be encoded as JSON: {e}") }),
+                );
+                let _ = reply.send((keyframe, state.stats()));
+            }
+            SectorMsg::Notice { scope, text, reply } => {
+                let n = state.send_all(&ServerFrame::new(None, ServerMessage::Notice { scope, text }));
+                let _ = reply.send(n);
+            }
+            SectorMsg::Teleport { session, to, at, reply } => {
+                let _ = reply.send(state.teleport(session, to, at));
             }
         }
         Ok(())

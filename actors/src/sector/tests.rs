@@ -1,5 +1,5 @@
 //! Sector actor tests on tokio's paused clock: time dilation under artificial load, its recovery, what subscribers
-//! receive, and crash recovery of a dilated sector.
+//! receive, crash recovery of a dilated sector, and the operator controls pause (across a crash) and tick rate.
 //!
 //! Tick work is made expensive without burning CPU or reading the wall clock: the test game's `tick` adds
 //! *simulated* work to a thread-local counter that `run_tick` adds to what it measured (test builds only).
@@ -607,4 +607,72 @@ fn the_snapshot_lag_counts_from_the_oldest_change_not_known_to_be_committed() {
     assert_eq!(cell.snapshot_lag(8_000), 7.0);
     third(true);
     assert_eq!(cell.snapshot_lag(9_000), 0.0);
+}
+
+fn paused_flags(frames: &[Frame]) -> Vec<bool> {
+    frames
+        .iter()
+        .filter_map(|f| match f.msg {
+            ServerMessage::SectorPaused { paused, .. } => Some(paused),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_sector_does_not_tick_tells_its_clients_and_stays_paused_across_a_crash() {
+    let mut rig = Rig::start().await;
+    let frames = rig.run_for(1.0).await;
+    assert!(deltas(&frames).len() >= 15, "a running sector ticks");
+
+    let paused = ractor::call!(rig.actor, |reply| SectorMsg::Pause { paused: true, reply }).unwrap();
+    assert!(paused);
+    let ticks = rig.game.ticks.load(Ordering::Relaxed);
+    let frames = rig.run_for(2.0).await;
+    assert_eq!(paused_flags(&frames), vec![true]);
+    assert!(deltas(&frames).is_empty(), "no delta while paused");
+    assert_eq!(
+        rig.game.ticks.load(Ordering::Relaxed),
+        ticks,
+        "the rules are not ticked while paused"
+    );
+    let stats = ractor::call!(rig.actor, SectorMsg::Stats).unwrap();
+    assert!(stats.paused);
+    assert_eq!((stats.ships, stats.sessions), (1, 1));
+
+    // A restarted actor (its supervisor starts it from the cell) is still paused.
+    rig.actor.cast(SectorMsg::InjectCrash).unwrap();
+    (&mut rig.stopped).await.unwrap();
+    let (actor, stopped) = spawn(&rig.game, &rig.cell, &rig.directory, &rig.config).await;
+    (rig.actor, rig.stopped) = (actor, stopped);
+    let frames = rig.run_for(1.0).await;
+    assert!(deltas(&frames).is_empty(), "still paused after the restart");
+    assert_eq!(rig.game.ticks.load(Ordering::Relaxed), ticks);
+
+    let paused = ractor::call!(rig.actor, |reply| SectorMsg::Pause { paused: false, reply }).unwrap();
+    assert!(!paused);
+    let frames = rig.run_for(1.0).await;
+    assert_eq!(paused_flags(&frames), vec![false]);
+    assert!(deltas(&frames).len() >= 15, "ticking again once resumed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_tick_rate_changes_how_often_and_by_how_much_the_sector_ticks() {
+    let mut rig = Rig::start().await;
+    rig.run_for(0.5).await;
+    let hz = ractor::call!(rig.actor, |reply| SectorMsg::SetTickRate { hz: 5, reply }).unwrap();
+    assert_eq!(hz, 5);
+    assert_eq!(rig.directory.tick_hz(rig.cell.id), Some(5), "what `welcome` tells");
+    rig.run_for(0.5).await;
+    let frames = rig.run_for(4.0).await;
+    let d = deltas(&frames);
+    assert!((18..=22).contains(&d.len()), "{} deltas in 4 s at 5 Hz", d.len());
+    for pair in d.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "one tick per delta");
+        assert!(
+            (pair[1].1 - pair[0].1 - 0.2).abs() < 1e-6,
+            "each tick is a step of 1/5 s"
+        );
+    }
+    assert_eq!(ractor::call!(rig.actor, SectorMsg::Stats).unwrap().tick_hz, 5);
 }

@@ -107,6 +107,8 @@ pub struct SessionState<G: Game> {
     directory: Arc<Directory<G>>,
     persister: Persister,
     link: Arc<SessionLink>,
+    /// The ship was parked (an operator ended the session): a later `Closed` only stops the actor.
+    parked: bool,
 }
 
 impl<G: Game> SessionState<G> {
@@ -318,6 +320,7 @@ impl<G: Game> Actor for SessionActor<G> {
         }
         link.set_nexus_allowed(a.nexus_allowed);
         link.set_session_actor(myself.clone());
+        link.set_account(a.identity.account_id);
         a.directory.attach_session(Arc::clone(&link));
         let welcome = ServerFrame::<G>::new(
             None,
@@ -325,7 +328,7 @@ impl<G: Game> Actor for SessionActor<G> {
                 session: a.session,
                 character: a.game.profile(&avatar, now_millis()),
                 sector,
-                tick_hz: a.config.tick_hz,
+                tick_hz: a.directory.tick_hz(sector).unwrap_or(a.config.tick_hz),
             },
         );
         a.conn.send(&encode_frame(&welcome, a.encoding));
@@ -356,6 +359,7 @@ impl<G: Game> Actor for SessionActor<G> {
             directory: a.directory,
             persister: a.persister,
             link,
+            parked: false,
         })
     }
 
@@ -367,8 +371,48 @@ impl<G: Game> Actor for SessionActor<G> {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Closed => {
-                if let Err(e) = state.park().await {
-                    warn!(session = %state.link.session, error = %e, "could not park the ship at logout");
+                if !state.parked {
+                    if let Err(e) = state.park().await {
+                        warn!(session = %state.link.session, error = %e, "could not park the ship at logout");
+                    }
+                }
+                myself.stop(None);
+            }
+            SessionMsg::End {
+                scope,
+                code,
+                reason,
+                reply,
+            } => {
+                if state.parked {
+                    // Ended already (by another control): its ship is parked, and the actor is stopping.
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                    return Ok(());
+                }
+                let notice = ServerFrame::<G>::new(
+                    None,
+                    ServerMessage::Notice {
+                        scope: scope.to_owned(),
+                        text: reason.clone(),
+                    },
+                );
+                state.link.conn.send(&encode_frame(&notice, state.link.encoding));
+                // A close reason is at most 123 bytes (on a character boundary).
+                let mut cut = reason.len().min(123);
+                while !reason.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                state.link.conn.close(code, &reason[..cut]);
+                let parked = state.park().await.map_err(|e| e.to_string());
+                if let Err(e) = &parked {
+                    warn!(session = %state.link.session, error = %e, "could not park the ship of an ended session");
+                }
+                state.parked = true;
+                debug!(session = %state.link.session, scope, code, "session ended by an operator");
+                if let Some(reply) = reply {
+                    let _ = reply.send(parked);
                 }
                 myself.stop(None);
             }
@@ -378,6 +422,7 @@ impl<G: Game> Actor for SessionActor<G> {
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.directory.remove_session(state.link.session, state.link.character);
+        // No-op when the connection is closing already (an operator's close code stands).
         state.link.conn.close(codes::CLOSE_NORMAL, "bye");
         debug!(session = %state.link.session, "session ended");
         Ok(())

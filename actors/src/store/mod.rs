@@ -272,6 +272,10 @@ pub enum Upgrade {
 /// The persistence contract of the machinery.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The backend's name, for operators (`sqlite`, `postgresql`).
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
     /// Creates a guest account with one character and a login token (stored hashed). `spawn` is the sector the
     /// character starts in, when chosen at sign-up (otherwise the game decides at first login).
     async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError>;

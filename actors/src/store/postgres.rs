@@ -109,6 +109,10 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgresql"
+    }
+
     async fn create_guest(&self, name: &str, token: &str, spawn: Option<Uuid>) -> Result<Identity, StoreError> {
         let account_id = Uuid::new_v4();
         let character_id = Uuid::new_v4();

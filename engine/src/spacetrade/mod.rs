@@ -206,6 +206,12 @@ impl Game for SpaceTrade {
         sector.depart(id)
     }
 
+    fn place(&self, ship: &mut Ship, x: f32, y: f32) -> bool {
+        // At rest where it is put; `admit` clamps the position into the sector.
+        (ship.x, ship.y, ship.vx, ship.vy) = (x, y, 0.0, 0.0);
+        true
+    }
+
     fn avatars(&self, sector: &SectorState) -> Vec<Ship> {
         sector.ships().to_vec()
     }

@@ -73,6 +73,23 @@ impl<G: Game> Actor for Nexus<G> {
                     link.conn.send(frames.get(link.encoding));
                 }
             }
+            NexusMsg::Notice { text, reply } => {
+                let frame = orrery_protocol::ServerFrame::<G>::new(
+                    None,
+                    orrery_protocol::ServerMessage::Notice {
+                        scope: "global".into(),
+                        text,
+                    },
+                );
+                let mut frames = Encoded::new(&frame);
+                let mut reached = 0;
+                for link in state.directory.sessions() {
+                    if link.conn.send(frames.get(link.encoding)) {
+                        reached += 1;
+                    }
+                }
+                let _ = reply.send(reached);
+            }
             NexusMsg::InjectCrash => {
                 warn!("injected crash in the nexus");
                 return Err("injected crash in the nexus".into());

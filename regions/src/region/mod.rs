@@ -5,17 +5,26 @@ pub mod messages;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use orrery_actors::persist::PersistBatch;
 use orrery_actors::persist::Persister;
 use orrery_actors::sector::{SectorActor, SectorArgs, SectorCell, SectorMsg};
+use orrery_actors::session::SessionMsg;
+use orrery_actors::store::now_millis;
 use orrery_actors::{Directory, EngineConfig, Fabric, Parcel};
 use orrery_engine::{Game, RegionId, SectorId};
+use orrery_protocol::codes;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::fabric::NodeFabric;
-pub use messages::RegionMsg;
+pub use messages::{Drained, RegionMsg, Restarted};
+
+/// How long a supervisor waits for one sector to answer an admin control.
+const SECTOR_CALL_MS: u64 = 5_000;
+/// How long draining a region waits for its sessions to park their ships and end.
+const DRAIN_WAIT: Duration = Duration::from_secs(20);
 
 /// Everything a region supervisor is started with. The sector cells belong to the region manager, so they
 /// survive a restart of the supervisor itself.
@@ -83,6 +92,132 @@ impl<G: Game> RegionState<G> {
         Ok(())
     }
 
+    /// The running actors of this region's sectors.
+    fn sector_actors(&self) -> Vec<(SectorId, ActorRef<SectorMsg<G>>)> {
+        self.args
+            .cells
+            .iter()
+            .filter_map(|c| self.args.directory.sector(c.id).map(|a| (c.id, a)))
+            .collect()
+    }
+
+    /// Calls every running sector of the region with the message `make` builds; returns the answers.
+    async fn call_sectors<T: Send + 'static>(&self, make: impl Fn(ractor::RpcReplyPort<T>) -> SectorMsg<G>) -> Vec<T> {
+        let mut answers = Vec::new();
+        for (id, actor) in self.sector_actors() {
+            match ractor::call_t!(actor, &make, SECTOR_CALL_MS) {
+                Ok(t) => answers.push(t),
+                Err(e) => warn!(sector = %id, error = %e, "a sector did not answer an admin control"),
+            }
+        }
+        answers
+    }
+
+    /// Snapshots `sectors` and writes them in one transaction through the persister; returns how many sectors were
+    /// in it, the tick of each, and whether it was written.
+    async fn snapshot(&self, sectors: &[(SectorId, ActorRef<SectorMsg<G>>)]) -> (Vec<(SectorId, u64)>, bool) {
+        let mut batch = PersistBatch::default();
+        for (id, actor) in sectors {
+            match ractor::call_t!(actor, SectorMsg::Snapshot, SECTOR_CALL_MS) {
+                Ok(b) => batch.extend(b),
+                Err(e) => warn!(sector = %id, error = %e, "a sector did not answer a snapshot"),
+            }
+        }
+        let ticks: Vec<(SectorId, u64)> = batch.sectors.iter().map(|s| (s.sector, s.tick)).collect();
+        if ticks.is_empty() {
+            return (ticks, true);
+        }
+        let written = self.args.persister.write(batch).await;
+        if written {
+            let now = now_millis();
+            for (id, _) in &ticks {
+                if let Some(cell) = self.cells.get(id) {
+                    cell.snapshot_committed(now);
+                }
+            }
+        }
+        (ticks, written)
+    }
+
+    async fn restart_sector(&mut self, myself: &ActorRef<RegionMsg>, sector: SectorId) -> Result<Restarted, String> {
+        let Some(cell) = self.cells.get(&sector).cloned() else {
+            return Err(format!("sector {sector} is not in region {}", self.args.name));
+        };
+        let running = self.args.directory.sector(sector);
+        let mut snapshot_tick = None;
+        if let Some(actor) = &running {
+            let (ticks, written) = self.snapshot(&[(sector, actor.clone())]).await;
+            if !written {
+                return Err("the sector's snapshot could not be written; it was not restarted".into());
+            }
+            snapshot_tick = ticks.first().map(|(_, t)| *t);
+            // Forget the child first: its termination is not a failure to act on.
+            self.children.retain(|_, s| *s != sector);
+            self.args.directory.set_sector_actor(sector, None);
+            actor
+                .stop_and_wait(Some("restarted by an operator".into()), Some(Duration::from_secs(5)))
+                .await
+                .map_err(|e| format!("the sector's actor did not stop: {e}"))?;
+        }
+        // From its cell: the checkpoint the snapshot just took, with anything journaled since replayed on it.
+        self.start_sector(myself, cell)
+            .await
+            .map_err(|e| format!("the sector could not be started: {e}"))?;
+        info!(region = %self.args.name, %sector, was_running = running.is_some(), "sector restarted by an operator");
+        Ok(Restarted {
+            was_running: running.is_some(),
+            snapshot_tick,
+        })
+    }
+
+    /// Before the region stops: snapshot its sectors, then tell and close its sessions (each parks its ship).
+    async fn drain(&self) -> Drained {
+        let sectors = self.sector_actors();
+        let (ticks, written) = self.snapshot(&sectors).await;
+        let directory = &self.args.directory;
+        let here: Vec<_> = directory
+            .sessions()
+            .into_iter()
+            .filter(|l| directory.region_of(l.sector()) == Some(self.args.id))
+            .collect();
+        for link in &here {
+            let reason = format!("region {} was stopped by an operator", self.args.name);
+            let told = link.session_actor().is_some_and(|actor| {
+                actor
+                    .cast(SessionMsg::End {
+                        scope: "region_stopped",
+                        code: codes::CLOSE_REGION_STOPPED,
+                        reason: reason.clone(),
+                        reply: None,
+                    })
+                    .is_ok()
+            });
+            if !told {
+                link.conn.close(codes::CLOSE_REGION_STOPPED, &reason);
+                link.input_ended();
+            }
+        }
+        let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+        let left = || {
+            here.iter()
+                .filter(|l| {
+                    directory
+                        .session_of(l.character)
+                        .is_some_and(|now| now.session == l.session)
+                })
+                .count()
+        };
+        while left() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Drained {
+            sectors_snapshotted: ticks.len(),
+            snapshot_written: written,
+            sessions_closed: here.len(),
+            sessions_left: left(),
+        }
+    }
+
     fn deliver(&self, parcel: Parcel) {
         if self.args.directory.region_of(parcel.to) != Some(self.args.id) {
             return self.args.fabric.to_nexus(parcel);
@@ -135,7 +270,7 @@ impl<G: Game> Actor for RegionSupervisor<G> {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -145,6 +280,42 @@ impl<G: Game> Actor for RegionSupervisor<G> {
                 if let Some(actor) = state.args.directory.sector(sector) {
                     let _ = actor.cast(SectorMsg::InjectCrash);
                 }
+            }
+            RegionMsg::Pause { paused, reply } => {
+                let n = state
+                    .call_sectors(|reply| SectorMsg::Pause { paused, reply })
+                    .await
+                    .len();
+                info!(region = %state.args.name, paused, sectors = n, "region paused by an operator");
+                let _ = reply.send(n);
+            }
+            RegionMsg::SetTickRate { hz, reply } => {
+                let n = state
+                    .call_sectors(|reply| SectorMsg::SetTickRate { hz, reply })
+                    .await
+                    .len();
+                // Sectors not running now (restarting) take the rate when they start: their cells keep it only
+                // once they answered, so say how many did.
+                let _ = reply.send(n);
+            }
+            RegionMsg::Notice { text, reply } => {
+                let reached: usize = state
+                    .call_sectors(|reply| SectorMsg::Notice {
+                        scope: "region".into(),
+                        text: text.clone(),
+                        reply,
+                    })
+                    .await
+                    .into_iter()
+                    .sum();
+                let _ = reply.send(reached);
+            }
+            RegionMsg::RestartSector { sector, reply } => {
+                let done = state.restart_sector(&myself, sector).await;
+                let _ = reply.send(done);
+            }
+            RegionMsg::Drain(reply) => {
+                let _ = reply.send(state.drain().await);
             }
         }
         Ok(())

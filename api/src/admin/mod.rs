@@ -1,4 +1,13 @@
-//! Admin endpoints under `/v1/admin` (`admin` or `operator`; every control audited): regions, snapshots, and the sector and nexus crash hooks.
+//! Admin endpoints under `/v1/admin` (`admin` or `operator`; every control audited through [`crate::audit::run`]).
+//!
+//! - [`read`]: what runs (node, regions, sectors with live stats, one sector's state, sessions online).
+//! - [`control`]: controls, each a typed message to the actor that owns the thing, answered with what it did:
+//!   pause, resume, restart and snapshot a sector; pause, resume, stop, start a region and change its tick rate;
+//!   kick a session; broadcast a notice; teleport a ship.
+//! - here: the whole-node snapshot and the debug crash hooks.
+
+pub mod control;
+pub mod read;
 
 use std::sync::Arc;
 
@@ -6,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use orrery_engine::Game;
-use orrery_regions::manager::ManagerMsg;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -14,82 +22,11 @@ use crate::access::{require_operator, Principal};
 use crate::error::ApiError;
 use crate::{audit, App};
 
-const ADMIN_CALL_MS: u64 = 10_000;
+/// How long an admin endpoint waits for an actor's answer (a region stop waits for its drain: see `control`).
+pub(crate) const ADMIN_CALL_MS: u64 = 10_000;
 
 pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     crate::body::path_uuid("id", raw)
-}
-
-/// `GET /v1/admin/regions`: every region with its sectors and whether its supervisor runs.
-#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", security(("bearer" = [])),
-    responses(
-        (status = 200, description = "`{\"regions\": [{\"id\", \"name\", \"nexus\", \"running\", \"sectors\"}], \"sessions\"}`", body = Object),
-        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
-    ))]
-pub(crate) async fn regions<G: Game>(
-    State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    require_operator(&app, &headers).await?;
-    let running = ractor::call_t!(app.node.manager, ManagerMsg::RunningRegions, ADMIN_CALL_MS)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let regions: Vec<Value> = app
-        .node
-        .game
-        .layout()
-        .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id, "name": r.name, "nexus": r.nexus, "running": running.contains(&r.id),
-                "sectors": r.sectors.iter().map(|s| json!({"id": s.id, "name": s.name})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "regions": regions, "sessions": app.node.directory.session_count() }),
-    ))
-}
-
-/// `POST /v1/admin/regions/{id}/stop` and `/start`.
-#[utoipa::path(post, path = "/v1/admin/regions/{id}/{action}", tag = "admin", security(("bearer" = [])),
-    params(
-        ("id" = Uuid, Path, description = "The region"),
-        ("action" = String, Path, description = "`stop` or `start`"),
-    ),
-    responses(
-        (status = 200, description = "`{\"region\", \"running\"}` (audited as `region.stop` / `region.start`)", body = Object),
-        (status = 400, description = "The id is not a UUID", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Neither `admin` nor `operator`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such region or action", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The audit log cannot be written: nothing was done", body = crate::openapi::ErrorBody),
-    ))]
-pub(crate) async fn region_action<G: Game>(
-    State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
-    let id = parse_id(&id)?;
-    if !app.node.game.layout().iter().any(|r| r.id == id) {
-        return Err(ApiError::NotFound(format!("region {id}")));
-    }
-    let name = match action.as_str() {
-        "start" => "region.start",
-        "stop" => "region.stop",
-        _ => return Err(ApiError::NotFound(format!("action {action}"))),
-    };
-    let done = audit::run(&app, &who, name, Some(id.to_string()), json!({}), || async {
-        let running = match action.as_str() {
-            "start" => ractor::call_t!(app.node.manager, ManagerMsg::StartRegion, ADMIN_CALL_MS, id),
-            _ => ractor::call_t!(app.node.manager, ManagerMsg::StopRegion, ADMIN_CALL_MS, id).map(|_| false),
-        }
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(json!({ "region": id, "running": running }))
-    })
-    .await?;
-    Ok(Json(done))
 }
 
 /// `POST /v1/admin/snapshot`: snapshot every sector now.
