@@ -699,3 +699,117 @@ async fn a_teleport_moves_the_ship_to_another_sector_exactly_once() {
         .expect("the parked ship logs in where it was put");
     assert_eq!((ship.x, ship.y), (40.0, 50.0));
 }
+
+/// A plausible body for an admin endpoint (so that the refusal tested is the credential's, not the body's).
+fn plausible_body(path: &str, id: Uuid) -> Option<Value> {
+    match path {
+        "/v1/admin/kick" => Some(json!({"character": id})),
+        "/v1/admin/broadcast" => Some(json!({"scope": "global", "text": "hello"})),
+        "/v1/admin/teleport" => Some(json!({"character": id, "sector": id})),
+        p if p.ends_with("/tick-rate") => Some(json!({"hz": 10})),
+        p if p.ends_with("/capabilities") => Some(json!({"capability": "operator"})),
+        _ => None,
+    }
+}
+
+/// Every route under `/v1/admin` (taken from the server's one route table, so a new one is covered as it is added):
+/// no token is `401`, a player's token `403`, and neither leaves an audit row or does anything.
+#[tokio::test]
+async fn every_admin_endpoint_answers_401_without_a_token_and_403_to_a_player() {
+    let (server, world) = start().await;
+    let (player_token, _) = server.guest("Curious").await;
+    let sector = world.regions[0].2[0];
+    let routes = orrery_api::routes::<orrery_engine::spacetrade::SpaceTrade>();
+    let admin_routes: Vec<_> = routes.iter().filter(|r| r.path.starts_with("/v1/admin")).collect();
+    assert!(admin_routes.len() >= 25, "{} admin routes", admin_routes.len());
+    for route in admin_routes {
+        let path = route
+            .path
+            .replace("{id}", &sector.to_string())
+            .replace("{capability}", "operator");
+        for token in [None, Some(player_token.as_str())] {
+            let mut req = server.http.request(route.method.clone(), server.url(&path));
+            if let Some(body) = plausible_body(route.path, sector) {
+                req = req.json(&body);
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let expected = if token.is_some() { 403 } else { 401 };
+            assert_eq!(status, expected, "{} {path} with {token:?}: {body}", route.method);
+        }
+    }
+    let audit = ok(&server, "GET", "/v1/admin/audit?limit=200", None).await;
+    assert_eq!(
+        audit["entries"],
+        json!([]),
+        "refused callers leave no audit row: {audit}"
+    );
+    let v = ok(&server, "GET", "/v1/admin/sectors", None).await;
+    assert_eq!(sector_entry(&v, sector)["paused"], false);
+}
+
+/// Each control, done on a live server, leaves its audit row: who (the admin token), what, target, parameters and
+/// the result.
+#[tokio::test]
+async fn every_control_leaves_an_audit_row_with_its_result() {
+    let (server, world) = start().await;
+    let (a, b) = world.two_regions();
+    let (a1, b1) = (a.2[0], b.2[0]);
+    let (_p, character, _) = player(&server, "Audited", a1).await;
+    let (_q, kicked, _) = player(&server, "Kicked", b1).await;
+    let controls: Vec<(&str, String, Option<Value>)> = vec![
+        ("sector.pause", format!("/v1/admin/sectors/{a1}/pause"), None),
+        ("sector.resume", format!("/v1/admin/sectors/{a1}/resume"), None),
+        ("sector.snapshot", format!("/v1/admin/sectors/{a1}/snapshot"), None),
+        ("sector.restart", format!("/v1/admin/sectors/{a1}/restart"), None),
+        ("region.pause", format!("/v1/admin/regions/{}/pause", b.0), None),
+        ("region.resume", format!("/v1/admin/regions/{}/resume", b.0), None),
+        (
+            "region.tick_rate",
+            format!("/v1/admin/regions/{}/tick-rate", b.0),
+            Some(json!({"hz": 10})),
+        ),
+        (
+            "broadcast",
+            "/v1/admin/broadcast".into(),
+            Some(json!({"scope": "sector", "target": a1, "text": "maintenance soon"})),
+        ),
+        (
+            "teleport",
+            "/v1/admin/teleport".into(),
+            Some(json!({"character": character, "sector": b1})),
+        ),
+        (
+            "session.kick",
+            "/v1/admin/kick".into(),
+            Some(json!({"character": kicked, "reason": "testing"})),
+        ),
+        ("snapshot", "/v1/admin/snapshot".into(), None),
+        ("region.stop", format!("/v1/admin/regions/{}/stop", a.0), None),
+        ("region.start", format!("/v1/admin/regions/{}/start", a.0), None),
+    ];
+    for (_, path, body) in &controls {
+        ok(&server, "POST", path, body.clone()).await;
+    }
+    let audit = ok(&server, "GET", "/v1/admin/audit?limit=200", None).await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), controls.len(), "{audit}");
+    // Newest first: the log lists the controls in the reverse order they were made.
+    for (entry, (action, _, body)) in entries.iter().rev().zip(&controls) {
+        assert_eq!(entry["action"], *action, "{entry}");
+        assert_eq!(entry["actor"], "token:admin", "{entry}");
+        assert_eq!(entry["result"], "ok", "{entry}");
+        assert!(entry["answer"].is_object(), "{entry}");
+        if let Some(body) = body {
+            for (k, v) in body.as_object().unwrap() {
+                assert_eq!(&entry["params"][k], v, "{action}: parameter {k} in {entry}");
+            }
+        }
+    }
+    let kick = entries.iter().find(|e| e["action"] == "session.kick").unwrap();
+    assert_eq!(kick["target"], json!(kicked.to_string()));
+}

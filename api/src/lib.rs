@@ -106,7 +106,7 @@ impl<G: Game> App<G> {
 /// One route the server serves.
 pub struct Route<G: Game> {
     pub method: Method,
-    /// The path as axum matches it (`/v1/admin/regions/{id}/{action}`), which is also its path in the OpenAPI
+    /// The path as axum matches it (`/v1/admin/regions/{id}/stop`), which is also its path in the OpenAPI
     /// document.
     pub path: &'static str,
     /// Also served on the reserve connections past the connection cap (health, metrics, admin).
