@@ -195,7 +195,7 @@ async fn broadcasts_reach_their_scope_only_and_reads_show_who_is_where() {
 
     let counted = server.metrics().await;
     assert!(
-        counted.contains("orrery_admin_controls_total{action=\"broadcast\",outcome=\"ok\"}"),
+        counted.contains("orrery_admin_actions_total{action=\"broadcast\",outcome=\"ok\"}"),
         "controls are counted"
     );
     // Refusals name the field and the rule.

@@ -56,7 +56,6 @@ where
         tracing::warn!(error = %e, action, actor = %record.actor, "audit log not writable: admin action refused");
         return Err(ApiError::AuditUnavailable(action));
     }
-    metrics::counter!("orrery_admin_actions_total", "action" => action).increment(1);
     tracing::info!(id = %record.id, actor = %record.actor, action, target = ?record.target, %params, "admin action");
     let result = act().await;
     let (ok, answer) = match &result {
@@ -80,6 +79,11 @@ where
         metrics::counter!("orrery_audit_write_failures_total", "stage" => "after").increment(1);
         tracing::warn!(error = %e, id = %record.id, action, "audit result not written (reads as unknown)");
     }
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.status_and_code().1,
+    };
+    metrics::counter!("orrery_admin_actions_total", "action" => action, "outcome" => outcome).increment(1);
     tracing::info!(id = %record.id, action, ok, "admin action done");
     result
 }

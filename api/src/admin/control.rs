@@ -1,4 +1,4 @@
-//! Admin controls (need `admin` or `operator`; each goes through [`audit::run`]). Each is a typed message to the
+//! Admin controls (need `admin` or `operator`; each goes through [`crate::audit::run`]). Each is a typed message to the
 //! actor that owns the thing (sector, region supervisor, region manager, nexus, session), answered with what the
 //! actor did (a ractor call with a timeout).
 
@@ -21,9 +21,10 @@ use uuid::Uuid;
 
 use super::{parse_id, ADMIN_CALL_MS};
 use crate::access::require_operator;
+use crate::audit::run;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::{audit, App};
+use crate::App;
 
 /// The longest text of a broadcast or a kick reason, in bytes (the chat rule's limit).
 pub const MAX_NOTICE_TEXT: usize = orrery_protocol::MAX_CHAT_TEXT;
@@ -35,30 +36,6 @@ const RESTART_CALL_MS: u64 = 20_000;
 const STOP_CALL_MS: u64 = 45_000;
 /// How long a kick waits for the session to park its ship.
 const KICK_CALL_MS: u64 = 30_000;
-
-/// Runs a control through [`audit::run`] and counts it: `orrery_admin_controls_total{action, outcome}` (`ok` or
-/// the refusal's code).
-async fn run<G, F, Fut>(
-    app: &App<G>,
-    who: &crate::access::Principal,
-    action: &'static str,
-    target: Option<String>,
-    params: Value,
-    act: F,
-) -> Result<Value, ApiError>
-where
-    G: Game,
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Value, ApiError>>,
-{
-    let done = audit::run(app, who, action, target, params, act).await;
-    let outcome = match &done {
-        Ok(_) => "ok",
-        Err(e) => e.status_and_code().1,
-    };
-    metrics::counter!("orrery_admin_controls_total", "action" => action, "outcome" => outcome).increment(1);
-    done
-}
 
 fn call_failed(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
