@@ -20,13 +20,9 @@ use uuid::Uuid;
 
 use crate::access::{require_operator, Principal};
 use crate::error::ApiError;
+use crate::paging::{self, cursor, parse_cursor};
 use crate::server::Peer;
 use crate::App;
-
-/// Entries per page when `limit` is not given.
-pub const DEFAULT_PAGE: u32 = 50;
-/// The largest `limit`.
-pub const MAX_PAGE: u32 = 200;
 
 /// Records `action` on `target` by `who` with `params`, then runs `act`, then records its result. If the record
 /// cannot be written the action does not run (`503 storage_unavailable`).
@@ -154,22 +150,6 @@ pub struct AuditPage {
     pub next: Option<String>,
 }
 
-/// `"<at>.<id>"`.
-fn cursor(at: i64, id: Uuid) -> String {
-    format!("{at}.{id}")
-}
-
-fn parse_cursor(raw: &str) -> Result<(i64, Uuid), ApiError> {
-    let bad = || {
-        ApiError::BadRequest(
-            "invalid_cursor",
-            format!("query parameter `before`: {raw:?} is not a cursor; pass the `next` of a previous page"),
-        )
-    };
-    let (at, id) = raw.split_once('.').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, Uuid::parse_str(id).map_err(|_| bad())?))
-}
-
 /// A time given as milliseconds since the epoch or as RFC 3339.
 fn parse_time(param: &str, raw: &str) -> Result<i64, ApiError> {
     if let Ok(ms) = raw.parse::<i64>() {
@@ -273,13 +253,7 @@ pub fn rfc3339(ms: i64) -> String {
 /// Checks the query of `GET /v1/admin/audit`.
 pub fn parse_params(query: Result<Query<AuditParams>, QueryRejection>) -> Result<AuditQuery, ApiError> {
     let Query(q) = query.map_err(crate::body::query_error)?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::BadRequest(
-            "invalid_limit",
-            format!("query parameter `limit`: must be 1 to {MAX_PAGE} entries, got {limit}"),
-        ));
-    }
+    let limit = paging::limit(q.limit, "entries")?;
     let non_empty = |param: &str, v: Option<String>| match v {
         Some(v) if v.trim().is_empty() => Err(ApiError::BadRequest(
             "invalid_query",
@@ -404,7 +378,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (ok.action, ok.action_prefix, ok.limit),
-            (None, Some("region.".into()), DEFAULT_PAGE)
+            (None, Some("region.".into()), paging::DEFAULT_PAGE)
         );
         for (p, name) in [
             (

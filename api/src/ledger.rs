@@ -21,13 +21,9 @@ use crate::access::{self, principal, require_operator};
 use crate::admin::parse_id;
 use crate::auth::bearer;
 use crate::error::ApiError;
+use crate::paging::{self, cursor, parse_cursor};
 use crate::server::Peer;
 use crate::App;
-
-/// Transactions per page when `limit` is not given.
-pub const DEFAULT_PAGE: u32 = 50;
-/// The largest `limit`.
-pub const MAX_PAGE: u32 = 200;
 
 /// The query of a ledger page.
 #[derive(Debug, Default, Deserialize)]
@@ -69,32 +65,10 @@ pub struct LedgerResponse {
     pub next: Option<String>,
 }
 
-/// `"<at>.<transaction id>"`.
-fn cursor(at: i64, id: Uuid) -> String {
-    format!("{at}.{id}")
-}
-
-fn parse_cursor(raw: &str) -> Result<(i64, Uuid), ApiError> {
-    let bad = || {
-        ApiError::BadRequest(
-            "invalid_cursor",
-            format!("before={raw:?} is not a cursor; pass the `next` of a previous page"),
-        )
-    };
-    let (at, id) = raw.split_once('.').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, Uuid::parse_str(id).map_err(|_| bad())?))
-}
-
 /// Checks a page query.
 pub fn parse_page(query: Result<Query<PageQuery>, QueryRejection>) -> Result<LedgerPage, ApiError> {
     let Query(q) = query.map_err(crate::body::query_error)?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::BadRequest(
-            "invalid_limit",
-            format!("limit must be 1 to {MAX_PAGE} transactions, got {limit}"),
-        ));
-    }
+    let limit = paging::limit(q.limit, "transactions")?;
     Ok(LedgerPage {
         before: q.before.as_deref().map(parse_cursor).transpose()?,
         limit,
@@ -234,6 +208,7 @@ pub(crate) async fn audit<G: Game>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paging::{DEFAULT_PAGE, MAX_PAGE};
 
     #[test]
     fn cursors_round_trip_and_bad_ones_say_what_to_pass() {

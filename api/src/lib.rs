@@ -11,6 +11,7 @@
 //! - [`tokens`]: password hashes, access tokens (JWT), refresh tokens and the signing key.
 //! - [`access`]: who calls an endpoint ([`access::Principal`]) and the one place capabilities are checked.
 //! - [`audit`]: the audit trail of admin actions and `GET /v1/admin/audit`.
+//! - [`paging`]: the cursor and `limit` of paged reads (ledger, audit log).
 //! - [`openapi`]: the OpenAPI document (`GET /v1/openapi.json`), generated from the handlers' annotations.
 //! - [`auth`]: guest login and tokens.
 //! - [`admin`]: the admin control plane under `/v1/admin` (reads with live stats, controls sent to the actors,
@@ -32,6 +33,7 @@ pub mod health;
 pub mod ledger;
 pub mod limits;
 pub mod openapi;
+pub mod paging;
 pub mod server;
 pub mod tokens;
 pub mod ws;

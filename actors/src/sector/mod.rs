@@ -660,18 +660,24 @@ impl<G: Game> SectorState<G> {
         self.cell.journal(JournalOp::Depart(link.entity));
         self.dirty = true;
         self.cell.note_change(now_millis);
+        info!(from = %self.id(), %to, character = %link.character, "ship teleported by an operator");
+        self.send_away(link, avatar, to, None);
+        Ok(())
+    }
+
+    /// Hands a departed ship (already out of this sector's state) and its session to the fabric for sector `to`:
+    /// the session stops reading this sector, and the transfer is posted in the directory until `to` takes it.
+    fn send_away(&mut self, link: Arc<SessionLink>, avatar: G::Avatar, to: SectorId, req_id: Option<u64>) {
         self.unsubscribe(link.session);
         link.depart();
-        info!(from = %self.id(), %to, character = %link.character, "ship teleported by an operator");
         let parcel = self.directory.post(Transfer {
             avatar,
             from: self.id(),
             to,
             link: Some(link),
-            req_id: None,
+            req_id,
         });
         self.fabric.transfer(parcel);
-        Ok(())
     }
 
     fn keyframe_frame(&self, req_id: Option<u64>, encoding: Encoding) -> Bytes {
@@ -1298,17 +1304,8 @@ impl<G: Game> SectorState<G> {
                         if let Some(key) = key {
                             self.directory.keys.finish(link.character, &key, |_, _| Bytes::new());
                         }
-                        self.unsubscribe(link.session);
-                        link.depart();
                         debug!(from = %self.id(), %to, "ship leaves sector");
-                        let parcel = self.directory.post(Transfer {
-                            avatar,
-                            from: self.id(),
-                            to,
-                            link: Some(link),
-                            req_id,
-                        });
-                        self.fabric.transfer(parcel);
+                        self.send_away(link, avatar, to, req_id);
                     }
                 }
             }

@@ -202,8 +202,7 @@ async fn load_avatar<G: Game>(
             entries_of(&avatar),
         ));
     }
-    let new = found.new;
-    if new {
+    if found.new {
         let blob = postcard::to_allocvec(&avatar).map_err(|e| SessionError::CorruptAvatar(e.to_string()))?;
         let batch = PersistBatch {
             avatars: vec![ParkedAvatar {
