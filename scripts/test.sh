@@ -49,10 +49,12 @@ command -v python3 >/dev/null 2>&1 || apt_install python3
 
 psql_admin() { psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -tA "$@"; }
 
-# The end-to-end tests' PostgreSQL databases (one per test server's data directory) live until the run ends.
+# The end-to-end tests' PostgreSQL databases (one per test server's data directory) live until the run ends. Each
+# run names them with a prefix of its own and drops only its own, so concurrent runs on one PostgreSQL coexist.
+export ORRERY_TEST_E2E_PREFIX="orrery_e2e_$(date +%s)_$$"
 drop_e2e_databases() {
   local db
-  for db in $(psql_admin -c "select datname from pg_database where datname like 'orrery\_e2e\_%'" 2>/dev/null || true); do
+  for db in $(psql_admin -c "select datname from pg_database where datname like '${ORRERY_TEST_E2E_PREFIX}\_%'" 2>/dev/null || true); do
     psql_admin -c "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
   done
 }

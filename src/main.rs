@@ -243,6 +243,13 @@ struct ServeArgs {
     /// Ledger reads one address may make in a burst.
     #[arg(long, env = "ORRERY_LEDGER_READ_BURST", default_value_t = orrery_api::RateLimit::LEDGER_READS.burst)]
     ledger_read_burst: u32,
+    /// Admin API requests (`/v1/admin/...`) per client address per minute, counted before the credential is checked
+    /// (0: unlimited).
+    #[arg(long, env = "ORRERY_ADMIN_REQUESTS_PER_MINUTE", default_value_t = orrery_api::RateLimit::ADMIN_REQUESTS.per_minute)]
+    admin_requests_per_minute: u32,
+    /// Admin API requests one address may make in a burst.
+    #[arg(long, env = "ORRERY_ADMIN_REQUEST_BURST", default_value_t = orrery_api::RateLimit::ADMIN_REQUESTS.burst)]
+    admin_request_burst: u32,
     /// Days after which a guest that never came back is deleted (0: keep guests forever).
     #[arg(long, env = "ORRERY_GUEST_TTL_DAYS", default_value_t = 30.0)]
     guest_ttl_days: f64,
@@ -359,6 +366,10 @@ impl ServeArgs {
         config.ledger_reads = orrery_api::RateLimit {
             per_minute: self.ledger_reads_per_minute,
             burst: self.ledger_read_burst,
+        };
+        config.admin_requests = orrery_api::RateLimit {
+            per_minute: self.admin_requests_per_minute,
+            burst: self.admin_request_burst,
         };
         config.guests.ttl =
             (self.guest_ttl_days > 0.0).then(|| Duration::from_secs_f64(self.guest_ttl_days * 86_400.0));

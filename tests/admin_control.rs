@@ -722,24 +722,35 @@ async fn every_admin_endpoint_answers_401_without_a_token_and_403_to_a_player() 
     let routes = orrery_api::routes::<orrery_engine::spacetrade::SpaceTrade>();
     let admin_routes: Vec<_> = routes.iter().filter(|r| r.path.starts_with("/v1/admin")).collect();
     assert!(admin_routes.len() >= 25, "{} admin routes", admin_routes.len());
+    // Each route twice: with a plausible request, and malformed (an id that is not a UUID, a body that is not
+    // JSON). The gate runs before the handler reads anything, so the malformed one is refused for its credential
+    // too (not `400`): a player learns nothing of what a valid request looks like.
     for route in admin_routes {
-        let path = route
+        let plausible = route
             .path
             .replace("{id}", &sector.to_string())
             .replace("{capability}", "operator");
-        for token in [None, Some(player_token.as_str())] {
-            let mut req = server.http.request(route.method.clone(), server.url(&path));
-            if let Some(body) = plausible_body(route.path, sector) {
-                req = req.json(&body);
+        let malformed = route
+            .path
+            .replace("{id}", "not-a-uuid")
+            .replace("{capability}", "NOT A CAPABILITY");
+        for (path, malformed) in [(plausible, false), (malformed, true)] {
+            for token in [None, Some(player_token.as_str())] {
+                let mut req = server.http.request(route.method.clone(), server.url(&path));
+                req = match (malformed, plausible_body(route.path, sector)) {
+                    (true, _) => req.header("content-type", "application/json").body("{not json"),
+                    (false, Some(body)) => req.json(&body),
+                    (false, None) => req,
+                };
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                let expected = if token.is_some() { 403 } else { 401 };
+                assert_eq!(status, expected, "{} {path} with {token:?}: {body}", route.method);
             }
-            if let Some(t) = token {
-                req = req.bearer_auth(t);
-            }
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            let expected = if token.is_some() { 403 } else { 401 };
-            assert_eq!(status, expected, "{} {path} with {token:?}: {body}", route.method);
         }
     }
     let audit = ok(&server, "GET", "/v1/admin/audit?limit=200", None).await;
@@ -812,4 +823,46 @@ async fn every_control_leaves_an_audit_row_with_its_result() {
     }
     let kick = entries.iter().find(|e| e["action"] == "session.kick").unwrap();
     assert_eq!(kick["target"], json!(kicked.to_string()));
+}
+
+/// The admin API has a per-address rate limit of its own, counted before the credential: past the burst, admins and
+/// strangers alike get `429 rate_limited` (with `Retry-After`), counted in
+/// `orrery_http_rate_limited_total{route="admin"}`; the rest of the API is not affected.
+#[tokio::test]
+async fn the_admin_api_is_rate_limited_per_address() {
+    let mut c = config(temp_dir());
+    c.admin_requests = orrery_api::RateLimit {
+        per_minute: 1,
+        burst: 3,
+    };
+    let server = TestServer::start_with(c).await;
+    for _ in 0..3 {
+        let (status, v) = admin(&server, "GET", "/v1/admin/regions", None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (status, v) = admin(&server, "GET", "/v1/admin/regions", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("admin"), "the message names the limit: {v}");
+    // Without a credential too: the limit comes before the token is looked at.
+    let resp = server.http.get(server.url("/v1/admin/sessions")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    // Other routes are not limited by it.
+    let resp = server.http.get(server.url("/v1/world")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("orrery_http_rate_limited_total{route=\"admin\"}"),
+        "the refusals are counted"
+    );
 }

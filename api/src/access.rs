@@ -5,13 +5,19 @@
 //! ([`require_operator`]); granting capabilities needs [`ADMIN`] ([`require_admin`]).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use orrery_engine::Game;
 use uuid::Uuid;
 
 use crate::auth::bearer;
 use crate::error::ApiError;
+use crate::server::Peer;
 use crate::App;
 
 /// Full control, including granting capabilities.
@@ -107,4 +113,55 @@ pub async fn require_admin<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The gate in front of every `/v1/admin/...` route, run before the handler reads its path, query or body: the
+/// per-address admin rate limit (`429 rate_limited`), then the credential (`401`), then the capability (`403`:
+/// neither [`ADMIN`] nor [`OPERATOR`]). A player's malformed admin request is therefore refused as forbidden, not
+/// as a bad request. The caller it lets through reaches the handler as [`Operator`].
+pub(crate) async fn admin_gate<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    ConnectInfo(peer): Peer,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Err(refused) = app.admin_limiter.check(peer.ip(), "admin") {
+        return refused.into_response();
+    }
+    match require_operator(&app, request.headers()).await {
+        Ok(who) => {
+            request.extensions_mut().insert(who);
+            next.run(request).await
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// The caller [`admin_gate`] let through ([`ADMIN`] or [`OPERATOR`]): the extractor of every admin handler. On a
+/// route without the gate it refuses with `401`, so a route left out of the gate cannot be used at all.
+#[derive(Debug, Clone)]
+pub struct Operator(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Operator)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+impl Operator {
+    /// The caller, who must also hold [`ADMIN`] (granting and revoking capabilities): `403 forbidden` otherwise.
+    pub fn admin(self) -> Result<Principal, ApiError> {
+        if self.0.has(ADMIN) {
+            Ok(self.0)
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
 }

@@ -27,7 +27,7 @@ use orrery_engine::Game;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::access::{self, require_admin, require_operator, Principal};
+use crate::access::{self, Operator, Principal};
 use crate::auth::bearer;
 use crate::body::JsonBody;
 use crate::config::{IdentityConfig, RateLimit};
@@ -691,10 +691,9 @@ pub struct SearchQuery {
     ))]
 pub(crate) async fn search<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(_): Operator,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AccountList>, ApiError> {
-    require_operator(&app, &headers).await?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     if query.q.len() > 256 {
         return Err(ApiError::BadRequest(
@@ -743,11 +742,11 @@ async fn existing_account<G: Game>(app: &App<G>, raw: &str) -> Result<Account, A
     ))]
 pub(crate) async fn grant<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    operator: Operator,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<GrantRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = require_admin(&app, &headers).await?;
+    let who = operator.admin()?;
     let capability = known_capability(&req.capability)?;
     let account = existing_account(&app, &id).await?;
     let store = Arc::clone(&app.node.store);
@@ -795,10 +794,10 @@ async fn set_nexus_allowed<G: Game>(app: &App<G>, account: Uuid, allowed: bool) 
     ))]
 pub(crate) async fn revoke<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    operator: Operator,
     Path((id, capability)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = require_admin(&app, &headers).await?;
+    let who = operator.admin()?;
     let capability = known_capability(&capability)?;
     let account = existing_account(&app, &id).await?;
     let store = Arc::clone(&app.node.store);

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use orrery_actors::store::{now_millis, AuditEntry, AuditOutcome, AuditQuery, AuditRecord};
 use orrery_engine::Game;
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::access::{require_operator, Principal};
+use crate::access::{Operator, Principal};
 use crate::error::ApiError;
 use crate::paging::{self, cursor, parse_cursor};
 use crate::server::Peer;
@@ -337,11 +336,10 @@ fn entry(e: AuditEntry) -> AuditLogEntry {
 pub(crate) async fn list<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    Operator(_): Operator,
     query: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     app.audit_limiter.check(peer.ip(), "audit")?;
-    require_operator(&app, &headers).await?;
     let query = parse_params(query)?;
     let entries: Vec<AuditLogEntry> = app.node.store.audit_log(&query).await?.into_iter().map(entry).collect();
     let next = (entries.len() == query.limit as usize)

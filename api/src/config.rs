@@ -44,6 +44,12 @@ impl RateLimit {
         per_minute: 120,
         burst: 30,
     };
+    /// The default limit of admin API requests per address (`/v1/admin/...`): 1200 a minute, bursts of 240, room
+    /// for a console polling a handful of views every second.
+    pub const ADMIN_REQUESTS: RateLimit = RateLimit {
+        per_minute: 1200,
+        burst: 240,
+    };
     /// The default limit of login attempts per address: 30 a minute, bursts of 10.
     pub const LOGINS_PER_ADDRESS: RateLimit = RateLimit {
         per_minute: 30,
@@ -129,6 +135,8 @@ pub struct ServerConfig {
     pub guests: GuestLimits,
     /// Ledger reads (`GET .../ledger`, the audit) per client address.
     pub ledger_reads: RateLimit,
+    /// Admin API requests (`/v1/admin/...`) per client address, counted before the credential is checked.
+    pub admin_requests: RateLimit,
     /// Admission control: past this many sessions on the node, new logins get `503 at_capacity`.
     pub max_sessions: usize,
     /// Origins allowed to call the HTTP API from a browser (CORS) and to open the WebSocket; `*` allows any.
@@ -153,6 +161,7 @@ impl Default for ServerConfig {
             http: HttpLimits::default(),
             guests: GuestLimits::default(),
             ledger_reads: RateLimit::LEDGER_READS,
+            admin_requests: RateLimit::ADMIN_REQUESTS,
             max_sessions: 10_000,
             cors_origins: Vec::new(),
             identity: IdentityConfig::default(),

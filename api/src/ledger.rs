@@ -17,7 +17,7 @@ use orrery_engine::Game;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::access::{self, principal, require_operator};
+use crate::access::{self, principal, Operator};
 use crate::admin::parse_id;
 use crate::auth::bearer;
 use crate::error::ApiError;
@@ -177,11 +177,10 @@ pub(crate) async fn station<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Operator(_): Operator,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<LedgerResponse>, ApiError> {
     app.ledger_limiter.check(peer.ip(), "ledger")?;
-    require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     let query = parse_page(query)?;
     Ok(Json(page(&app, id, query).await?))
@@ -198,10 +197,9 @@ pub(crate) async fn station<G: Game>(
 pub(crate) async fn audit<G: Game>(
     State(app): State<Arc<App<G>>>,
     ConnectInfo(peer): Peer,
-    headers: HeaderMap,
+    Operator(_): Operator,
 ) -> Result<Json<LedgerAudit>, ApiError> {
     app.ledger_limiter.check(peer.ip(), "ledger")?;
-    require_operator(&app, &headers).await?;
     Ok(Json(app.node.store.audit_ledger().await?))
 }
 

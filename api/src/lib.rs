@@ -81,6 +81,8 @@ pub struct App<G: Game> {
     pub ledger_limiter: limits::AddressLimiter,
     /// Audit log reads per client address (the ledger reads' rate).
     pub audit_limiter: limits::AddressLimiter,
+    /// Admin API requests per client address ([`access::admin_gate`]).
+    pub admin_limiter: limits::AddressLimiter,
     /// Accounts, tokens and entitlements.
     pub accounts: accounts::Accounts,
     shutting_down: AtomicBool,
@@ -269,13 +271,27 @@ pub fn routes<G: Game>() -> Vec<Route<G>> {
     ]
 }
 
-/// A router of the routes `keep` selects.
-fn build<G: Game>(keep: impl Fn(&Route<G>) -> bool) -> Router<Arc<App<G>>> {
+/// A router of the routes `keep` selects; every `/v1/admin/...` route behind [`access::admin_gate`] (rate limit,
+/// credential and capability, before the handler reads anything of the request).
+fn build<G: Game>(app: &Arc<App<G>>, keep: impl Fn(&Route<G>) -> bool) -> Router<Arc<App<G>>> {
     routes::<G>()
         .into_iter()
         .filter(|r| keep(r))
-        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .fold(Router::new(), |router, r| {
+            let handler = if r.path.starts_with(ADMIN_PREFIX) {
+                r.handler.route_layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(app),
+                    access::admin_gate::<G>,
+                ))
+            } else {
+                r.handler
+            };
+            router.route(r.path, handler)
+        })
 }
+
+/// Where the admin API lives: every route under it needs `admin` or `operator`.
+pub const ADMIN_PREFIX: &str = "/v1/admin/";
 
 /// `404 not_found` naming the method and path asked for.
 async fn no_such_endpoint(method: Method, uri: axum::http::Uri) -> error::ApiError {
@@ -287,14 +303,14 @@ async fn no_such_endpoint(method: Method, uri: axum::http::Uri) -> error::ApiErr
 
 /// The HTTP routes.
 pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
-    let routes = build::<G>(|_| true).fallback(no_such_endpoint);
+    let routes = build::<G>(&app, |_| true).fallback(no_such_endpoint);
     limits::apply(routes, &app).with_state(app)
 }
 
 /// The routes served on connections past the connection cap: health, metrics and admin; everything else gets
 /// `503 at_capacity`.
 pub fn reserve_router<G: Game>(app: Arc<App<G>>) -> Router {
-    let routes = build::<G>(|r| r.reserve).fallback(|| async {
+    let routes = build::<G>(&app, |r| r.reserve).fallback(|| async {
         metrics::counter!("orrery_admission_refused_total").increment(1);
         error::ApiError::AtCapacity("connections")
     });
@@ -406,6 +422,7 @@ pub async fn start_with<G: Game>(
         guest_limiter: limits::AddressLimiter::new(config.guests.per_minute, config.guests.burst),
         ledger_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
         audit_limiter: limits::AddressLimiter::new(config.ledger_reads.per_minute, config.ledger_reads.burst),
+        admin_limiter: limits::AddressLimiter::new(config.admin_requests.per_minute, config.admin_requests.burst),
         accounts,
         shutting_down: AtomicBool::new(false),
     });

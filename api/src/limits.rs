@@ -146,6 +146,7 @@ pub(crate) fn spawn_chores<G: Game>(app: Arc<App<G>>, guest_ttl: Option<Duration
             app.guest_limiter.forget_idle();
             app.ledger_limiter.forget_idle();
             app.audit_limiter.forget_idle();
+            app.admin_limiter.forget_idle();
             app.accounts.forget_idle();
             if let Some(ttl) = guest_ttl {
                 if ticks % 60 == 0 {

@@ -49,8 +49,12 @@ pub fn temp_dir() -> PathBuf {
 
 /// The variable that runs the end-to-end tests on PostgreSQL: `ORRERY_TEST_BACKEND=postgres`.
 pub const BACKEND_VAR: &str = "ORRERY_TEST_BACKEND";
-/// The name prefix of those databases (scripts/test.sh drops `orrery_e2e_*` after the run).
-pub const E2E_PREFIX: &str = "orrery_e2e";
+/// The name prefix of those databases: `ORRERY_TEST_E2E_PREFIX`, or `orrery_e2e`. scripts/test.sh gives each run
+/// a prefix of its own and drops that run's databases (and only those) after it, so two runs on one PostgreSQL do
+/// not drop each other's databases.
+pub fn e2e_prefix() -> String {
+    std::env::var("ORRERY_TEST_E2E_PREFIX").unwrap_or_else(|_| "orrery_e2e".into())
+}
 
 /// The store of a test server's data directory: none (the embedded file in it), or, when the tests run on
 /// PostgreSQL ([`BACKEND_VAR`]), a scratch database of its own on the server `ORRERY_TEST_POSTGRES` names, the same
@@ -78,7 +82,8 @@ pub fn test_database_url(data_dir: &std::path::Path) -> Option<String> {
         let admin = orrery_actors::store::postgres::test_admin_url();
         let db = runtime
             .block_on(orrery_actors::store::postgres::ScratchDatabase::create_with_prefix(
-                &admin, E2E_PREFIX,
+                &admin,
+                &e2e_prefix(),
             ))
             .expect("PostgreSQL for the tests (scripts/test.sh starts it)");
         let url = db.url.clone();

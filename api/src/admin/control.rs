@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use orrery_actors::sector::SectorMsg;
 use orrery_actors::session::SessionMsg;
@@ -20,7 +19,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{parse_id, ADMIN_CALL_MS};
-use crate::access::require_operator;
+use crate::access::{Operator, Principal};
 use crate::audit::run;
 use crate::body::JsonBody;
 use crate::error::ApiError;
@@ -105,11 +104,10 @@ fn region_actor<G: Game>(app: &App<G>, id: RegionId) -> Result<ractor::ActorRef<
 
 async fn pause_sector<G: Game>(
     app: Arc<App<G>>,
-    headers: HeaderMap,
+    who: Principal,
     id: String,
     paused: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     let action = if paused { "sector.pause" } else { "sector.resume" };
     let done = run(&app, &who, action, Some(id.to_string()), json!({}), || async {
@@ -127,20 +125,20 @@ async fn pause_sector<G: Game>(
 #[utoipa::path(post, path = "/v1/admin/sectors/{id}/pause", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector is paused"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_pause<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    pause_sector(app, headers, id, true).await
+    pause_sector(app, who, id, true).await
 }
 
 /// `POST /v1/admin/sectors/{id}/resume`.
 #[utoipa::path(post, path = "/v1/admin/sectors/{id}/resume", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector runs again"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_resume<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    pause_sector(app, headers, id, false).await
+    pause_sector(app, who, id, false).await
 }
 
 /// `POST /v1/admin/sectors/{id}/restart`: through the region supervisor: snapshot (written), stop the actor, start
@@ -148,10 +146,9 @@ pub(crate) async fn sector_resume<G: Game>(
 #[utoipa::path(post, path = "/v1/admin/sectors/{id}/restart", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector was snapshotted, stopped and started again"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_restart<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     let done = run(
         &app,
@@ -186,10 +183,9 @@ pub(crate) async fn sector_restart<G: Game>(
 #[utoipa::path(post, path = "/v1/admin/sectors/{id}/snapshot", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The store has the sector's snapshot (its tick)"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector_snapshot<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     if !app.node.persister().available() {
         return Err(ApiError::StorageUnavailable(
@@ -213,11 +209,10 @@ pub(crate) async fn sector_snapshot<G: Game>(
 
 async fn pause_region<G: Game>(
     app: Arc<App<G>>,
-    headers: HeaderMap,
+    who: Principal,
     id: String,
     paused: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let id = region_id(&app, &id)?;
     let action = if paused { "region.pause" } else { "region.resume" };
     let done = run(&app, &who, action, Some(id.to_string()), json!({}), || async {
@@ -234,20 +229,20 @@ async fn pause_region<G: Game>(
 #[utoipa::path(post, path = "/v1/admin/regions/{id}/pause", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "Every sector of the region is paused"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_pause<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    pause_region(app, headers, id, true).await
+    pause_region(app, who, id, true).await
 }
 
 /// `POST /v1/admin/regions/{id}/resume`.
 #[utoipa::path(post, path = "/v1/admin/regions/{id}/resume", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "Every sector of the region runs again"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_resume<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    pause_region(app, headers, id, false).await
+    pause_region(app, who, id, false).await
 }
 
 /// `POST /v1/admin/regions/{id}/stop`: snapshot every sector, tell and close the region's sessions (4004, ships
@@ -255,10 +250,9 @@ pub(crate) async fn region_resume<G: Game>(
 #[utoipa::path(post, path = "/v1/admin/regions/{id}/stop", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "Snapshotted, sessions closed (4004), stopped"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_stop<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let id = region_id(&app, &id)?;
     let done = run(&app, &who, "region.stop", Some(id.to_string()), json!({}), || async {
         let drained =
@@ -273,10 +267,9 @@ pub(crate) async fn region_stop<G: Game>(
 #[utoipa::path(post, path = "/v1/admin/regions/{id}/start", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), responses((status = 200, description = "The region runs"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_start<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let id = region_id(&app, &id)?;
     let done = run(&app, &who, "region.start", Some(id.to_string()), json!({}), || async {
         let running =
@@ -300,11 +293,10 @@ pub struct TickRate {
 #[utoipa::path(post, path = "/v1/admin/regions/{id}/tick-rate", tag = "admin", params(("id" = String, Path, description = "Region id (UUID)")), request_body = TickRate, responses((status = 200, description = "The region's sectors tick at the new rate"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn region_tick_rate<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<TickRate>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let id = region_id(&app, &id)?;
     if !TICK_HZ_RANGE.contains(&body.hz) {
         return Err(ApiError::BadRequest(
@@ -349,10 +341,9 @@ pub struct Kick {
 #[utoipa::path(post, path = "/v1/admin/kick", tag = "admin", request_body = Kick, responses((status = 200, description = "The session was told, closed (4003) and its ship parked"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn kick<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     JsonBody(body): JsonBody<Kick>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let reason = match &body.reason {
         Some(r) => notice_text("reason", r)?,
         None => "kicked by an operator".to_owned(),
@@ -419,10 +410,9 @@ pub struct Broadcast {
 #[utoipa::path(post, path = "/v1/admin/broadcast", tag = "admin", request_body = Broadcast, responses((status = 200, description = "How many sessions the notice reached"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn broadcast<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     JsonBody(body): JsonBody<Broadcast>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let text = notice_text("text", &body.text)?;
     let target = match (body.scope, body.target) {
         (Scope::Global, None) => None,
@@ -526,10 +516,9 @@ pub struct Teleport {
 #[utoipa::path(post, path = "/v1/admin/teleport", tag = "admin", request_body = Teleport, responses((status = 200, description = "The ship was moved"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn teleport<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     JsonBody(body): JsonBody<Teleport>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     let (character, sector) = (body.character, body.sector);
     let at = match (body.x, body.y) {
         (None, None) => None,

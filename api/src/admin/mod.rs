@@ -12,13 +12,13 @@ pub mod read;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use orrery_engine::Game;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::access::{require_operator, Principal};
+use crate::access::Operator;
 use crate::error::ApiError;
 use crate::{audit, App};
 
@@ -39,9 +39,8 @@ pub(crate) fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     ))]
 pub(crate) async fn snapshot<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
 ) -> Result<Json<Value>, ApiError> {
-    let who = require_operator(&app, &headers).await?;
     // While the store is not taking writes, the snapshot would only join what the persister holds for its retry.
     if !app.node.persister().available() {
         return Err(ApiError::StorageUnavailable(
@@ -72,10 +71,10 @@ pub(crate) async fn snapshot<G: Game>(
     ))]
 pub(crate) async fn crash_sector<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let who = require_debug_hooks(&app, &headers).await?;
+    require_debug_hooks(&app)?;
     let id = parse_id(&id)?;
     let done = audit::run(&app, &who, "sector.crash", Some(id.to_string()), json!({}), || async {
         if !app.node.inject_crash(id) {
@@ -99,9 +98,9 @@ pub(crate) async fn crash_sector<G: Game>(
     ))]
 pub(crate) async fn crash_nexus<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(who): Operator,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let who = require_debug_hooks(&app, &headers).await?;
+    require_debug_hooks(&app)?;
     let done = audit::run(&app, &who, "nexus.crash", None, json!({}), || async {
         if !app.node.inject_nexus_crash() {
             return Err(ApiError::NotFound("nexus".into()));
@@ -112,14 +111,13 @@ pub(crate) async fn crash_nexus<G: Game>(
     Ok((StatusCode::ACCEPTED, Json(done)))
 }
 
-/// The debug hooks need the admin token and a server started with `--debug-hooks`.
-async fn require_debug_hooks<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let who = require_operator(app, headers).await?;
+/// The debug hooks need a server started with `--debug-hooks` (and, like every admin route, an operator).
+fn require_debug_hooks<G: Game>(app: &App<G>) -> Result<(), ApiError> {
     if !app.node.config.debug_hooks {
         return Err(ApiError::BadRequest(
             "debug_hooks_disabled",
             "start the server with --debug-hooks to use this".into(),
         ));
     }
-    Ok(who)
+    Ok(())
 }

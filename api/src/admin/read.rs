@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use orrery_actors::sector::{SectorCell, SectorMsg, SectorStats};
 use orrery_engine::{Game, RegionId, SectorId};
@@ -15,7 +14,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{parse_id, ADMIN_CALL_MS};
-use crate::access::require_operator;
+use crate::access::Operator;
 use crate::error::ApiError;
 use crate::App;
 
@@ -64,9 +63,8 @@ async fn running_regions<G: Game>(app: &App<G>) -> Result<Vec<RegionId>, ApiErro
 #[utoipa::path(get, path = "/v1/admin/nodes", tag = "admin", responses((status = 200, description = "This node: id, uptime, regions, sessions, store"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn nodes<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(_): Operator,
 ) -> Result<Json<Value>, ApiError> {
-    require_operator(&app, &headers).await?;
     let running = running_regions(&app).await?;
     let node = &app.node;
     Ok(Json(json!({ "nodes": [{
@@ -85,9 +83,8 @@ pub(crate) async fn nodes<G: Game>(
 #[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", responses((status = 200, description = "Every region with live totals"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn regions<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(_): Operator,
 ) -> Result<Json<Value>, ApiError> {
-    require_operator(&app, &headers).await?;
     let running = running_regions(&app).await?;
     let cells: Vec<&Arc<SectorCell<G>>> = app.node.cells().iter().collect();
     let stats = all_stats(&app, &cells).await;
@@ -132,10 +129,9 @@ pub struct SectorsQuery {
 #[utoipa::path(get, path = "/v1/admin/sectors", tag = "admin", params(("region" = Option<String>, Query, description = "Only this region (UUID)")), responses((status = 200, description = "Every sector with live statistics"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sectors<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(_): Operator,
     query: Result<Query<SectorsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_operator(&app, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let region = match q.region.as_deref() {
         Some(raw) => {
@@ -167,10 +163,9 @@ pub(crate) async fn sectors<G: Game>(
 #[utoipa::path(get, path = "/v1/admin/sectors/{id}", tag = "admin", params(("id" = String, Path, description = "Sector id (UUID)")), responses((status = 200, description = "The sector's state (keyframe JSON) and statistics"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sector<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(_): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_operator(&app, &headers).await?;
     let id = parse_id(&id)?;
     let cell = app
         .node
@@ -199,10 +194,9 @@ pub struct SessionsQuery {
 #[utoipa::path(get, path = "/v1/admin/sessions", tag = "admin", params(("q" = Option<String>, Query, description = "Name prefix, or session or character id prefix"), ("limit" = Option<usize>, Query, description = "1 to 1000, default 50")), responses((status = 200, description = "Sessions online"), (status = 400, description = "Invalid id or body"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
 pub(crate) async fn sessions<G: Game>(
     State(app): State<Arc<App<G>>>,
-    headers: HeaderMap,
+    Operator(_): Operator,
     query: Result<Query<SessionsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_operator(&app, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(SESSIONS_DEFAULT_LIMIT);
     if !(1..=SESSIONS_MAX_LIMIT).contains(&limit) {
