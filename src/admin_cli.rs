@@ -42,6 +42,8 @@ enum AdminCommand {
     Regions,
     /// The nodes of the cluster (GET /v1/admin/nodes).
     Nodes,
+    /// The supervision tree and its restart history, newest first (GET /v1/admin/supervision).
+    Supervision,
     /// Sectors, optionally of one region (GET /v1/admin/sectors[?region=]).
     Sectors {
         #[arg(long)]
@@ -173,6 +175,7 @@ fn call(command: AdminCommand) -> Result<Call, String> {
     Ok(match command {
         C::Regions => Call::get("/v1/admin/regions"),
         C::Nodes => Call::get("/v1/admin/nodes"),
+        C::Supervision => Call::get("/v1/admin/supervision"),
         C::Sectors { region } => Call::get("/v1/admin/sectors").query("region", region),
         C::Sector { id } => Call::get(format!("/v1/admin/sectors/{}", seg(&id))),
         C::Sessions { query } => Call::get("/v1/admin/sessions").query("q", query),

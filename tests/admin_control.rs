@@ -866,3 +866,105 @@ async fn the_admin_api_is_rate_limited_per_address() {
         "the refusals are counted"
     );
 }
+
+/// `GET /v1/admin/supervision`: the tree (regions and their sectors, whether each runs, restarts since the node
+/// started) and the history, newest first: a crash restarted by the supervisor, an operator's restart, a region
+/// stopped and started again.
+#[tokio::test]
+async fn the_supervision_tree_and_its_history_show_every_restart_stop_and_start() {
+    let (server, world) = start().await;
+    let (a, b) = world.two_regions();
+    let (a1, a2) = (a.2[0], a.2[1]);
+    let v = ok(&server, "GET", "/v1/admin/supervision", None).await;
+    assert_eq!(v["history"], json!([]), "{v}");
+    assert_eq!(v["policy"]["strategy"], "one_for_one");
+    // A crash (the debug hook): the region supervisor restarts the sector from its last state.
+    let (s, body) = admin(&server, "POST", &format!("/v1/admin/sectors/{a1}/crash"), None).await;
+    assert!(s.is_success(), "{body}");
+    let mut history = Value::Null;
+    for _ in 0..200 {
+        let v = ok(&server, "GET", "/v1/admin/supervision", None).await;
+        if v["history"].as_array().is_some_and(|h| !h.is_empty()) {
+            history = v["history"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(history[0]["kind"], "sector_restarted", "{history}");
+    assert_eq!(history[0]["sector"], json!(a1));
+    assert_eq!(history[0]["region"], json!(a.0));
+    assert!(!history[0]["reason"].as_str().unwrap().is_empty());
+    ok(&server, "POST", &format!("/v1/admin/sectors/{a2}/restart"), None).await;
+    ok(&server, "POST", &format!("/v1/admin/regions/{}/stop", b.0), None).await;
+    let v = ok(&server, "GET", "/v1/admin/supervision", None).await;
+    let region_b = v["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == json!(b.0))
+        .unwrap();
+    assert_eq!(region_b["running"], false, "{region_b}");
+    ok(&server, "POST", &format!("/v1/admin/regions/{}/start", b.0), None).await;
+    let v = ok(&server, "GET", "/v1/admin/supervision", None).await;
+    let kinds: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "region_started",
+            "region_stopped",
+            "sector_restarted_by_operator",
+            "sector_restarted"
+        ],
+        "{v}"
+    );
+    let at: Vec<i64> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at"].as_i64().unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] >= w[1]), "newest first: {at:?}");
+    let region_a = v["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == json!(a.0))
+        .unwrap();
+    let restarts = |id: Uuid| {
+        region_a["sectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == json!(id))
+            .unwrap()["restarts"]
+            .clone()
+    };
+    assert_eq!((restarts(a1), restarts(a2)), (json!(1), json!(1)), "{region_a}");
+    assert!(
+        region_a["sectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["running"] == true),
+        "{region_a}"
+    );
+    assert_eq!(
+        v["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == json!(b.0))
+            .unwrap()["running"],
+        true
+    );
+    let v = ok(&server, "GET", "/v1/admin/supervision?limit=1", None).await;
+    assert_eq!(v["history"].as_array().unwrap().len(), 1);
+    let (s, v) = admin(&server, "GET", "/v1/admin/supervision?limit=0", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("limit"), "{v}");
+}

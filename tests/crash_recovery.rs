@@ -103,6 +103,14 @@ async fn crash_and_recover(db: Option<ScratchDatabase>) {
         "--ledger-reads-per-minute".to_owned(),
         "0".to_owned(),
         "--allow-spawn-choice".to_owned(),
+        // The checks after the restart visit the 500 clients one at a time while the others sit unread (not
+        // answering pings): on a loaded machine that takes longer than the default 30 s liveness timeout, which
+        // would close the idle ones (4002) mid-check.
+        "--ws-timeout".to_owned(),
+        "600".to_owned(),
+        // The checks read every station's ledger through the admin API.
+        "--admin-requests-per-minute".to_owned(),
+        "0".to_owned(),
     ];
     if let Some(db) = &db {
         args.extend(["--database-url".to_owned(), db.url.clone()]);

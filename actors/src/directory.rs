@@ -210,6 +210,8 @@ pub struct Directory<G: Game> {
     pub keys: crate::ledger::KeyBook,
     /// The regions that are the nexus (from the game's layout, read once when first needed).
     nexus_regions: OnceLock<Vec<RegionId>>,
+    /// Restarts, failures, stops and starts of sectors and regions on this node.
+    pub supervision: crate::supervision::SupervisionLog,
 }
 
 impl<G: Game> std::fmt::Debug for Directory<G> {
@@ -233,6 +235,7 @@ impl<G: Game> Default for Directory<G> {
             draining: AtomicBool::new(false),
             keys: crate::ledger::KeyBook::default(),
             nexus_regions: OnceLock::new(),
+            supervision: Default::default(),
         }
     }
 }

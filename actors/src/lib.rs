@@ -24,6 +24,7 @@ pub mod phase;
 pub mod sector;
 pub mod session;
 pub mod store;
+pub mod supervision;
 
 pub use config::EngineConfig;
 pub use directory::{Directory, Fabric, Parcel, SessionLink, Transfer};

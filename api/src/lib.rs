@@ -209,6 +209,12 @@ pub fn routes<G: Game>() -> Vec<Route<G>> {
             admin::control::sector_snapshot::<G>,
         ),
         Route::new(Method::GET, "/v1/admin/sessions", OPERATOR, admin::read::sessions::<G>),
+        Route::new(
+            Method::GET,
+            "/v1/admin/supervision",
+            OPERATOR,
+            admin::read::supervision::<G>,
+        ),
         Route::new(Method::POST, "/v1/admin/kick", OPERATOR, admin::control::kick::<G>),
         Route::new(
             Method::POST,

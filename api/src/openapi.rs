@@ -69,6 +69,7 @@ impl Modify for BearerAuth {
         crate::admin::read::sectors,
         crate::admin::read::sector,
         crate::admin::read::sessions,
+        crate::admin::read::supervision,
         crate::admin::control::sector_pause,
         crate::admin::control::sector_resume,
         crate::admin::control::sector_restart,

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use orrery_actors::supervision::SupervisionKind;
 use orrery_engine::{Game, RegionId};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{error, info, warn};
@@ -107,7 +108,18 @@ impl<G: Game> Actor for RegionManager<G> {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ManagerMsg::StartRegion(id, reply) => {
+                let was_running = state.regions.get(&id).is_some_and(|m| m.actor.is_some());
                 let running = state.start(&myself, id).await?;
+                if running && !was_running {
+                    if let Some(m) = state.regions.get(&id) {
+                        m.args.directory.supervision.record(
+                            SupervisionKind::RegionStarted,
+                            id,
+                            None,
+                            "started by an operator",
+                        );
+                    }
+                }
                 let _ = reply.send(running);
             }
             ManagerMsg::StopRegion(id, reply) => {
@@ -128,6 +140,14 @@ impl<G: Game> Actor for RegionManager<G> {
                     actor.stop_children_and_wait(None, None).await;
                     actor.stop_and_wait(None, None).await?;
                     info!(region = %id, "region stopped");
+                    if let Some(m) = state.regions.get(&id) {
+                        m.args.directory.supervision.record(
+                            SupervisionKind::RegionStopped,
+                            id,
+                            None,
+                            "stopped by an operator",
+                        );
+                    }
                 }
                 let _ = reply.send(drained);
             }
@@ -183,9 +203,22 @@ impl<G: Game> Actor for RegionManager<G> {
         metrics::counter!("orrery_region_restarts_total").increment(1);
         if m.restarts.len() > m.args.config.max_restarts {
             error!(region = %m.args.name, %reason, "region keeps failing; leaving it stopped");
+            m.args.directory.supervision.record(
+                SupervisionKind::RegionGaveUp,
+                id,
+                None,
+                format!(
+                    "{reason} (more than {} restarts within {:?})",
+                    m.args.config.max_restarts, window
+                ),
+            );
             return Ok(());
         }
         warn!(region = %m.args.name, %reason, "region supervisor failed; restarting the region");
+        m.args
+            .directory
+            .supervision
+            .record(SupervisionKind::RegionRestarted, id, None, reason);
         state.start(&myself, id).await?;
         Ok(())
     }

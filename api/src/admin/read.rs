@@ -239,3 +239,69 @@ pub(crate) async fn sessions<G: Game>(
         .collect();
     Ok(Json(json!({ "sessions": sessions, "total": total })))
 }
+
+/// Query of `GET /v1/admin/supervision`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionQuery {
+    /// History entries to return, newest first: 1 to 512, default 100.
+    pub limit: Option<usize>,
+}
+
+/// History entries listed when `limit` is not given.
+pub const SUPERVISION_DEFAULT_LIMIT: usize = 100;
+
+/// `GET /v1/admin/supervision`: the supervision tree (region manager -> region supervisors -> sectors, each with
+/// whether it runs and its restarts since the node started) and the restart history, newest first.
+#[utoipa::path(get, path = "/v1/admin/supervision", tag = "admin", params(SupervisionQuery), responses((status = 200, description = "The supervision tree and its restart history"), (status = 400, description = "Invalid query"), (status = 401, description = "No or unknown token"), (status = 403, description = "Not admin or operator")))]
+pub(crate) async fn supervision<G: Game>(
+    State(app): State<Arc<App<G>>>,
+    Operator(_): Operator,
+    query: Result<Query<SupervisionQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
+    let max = orrery_actors::supervision::SUPERVISION_HISTORY;
+    let limit = q.limit.unwrap_or(SUPERVISION_DEFAULT_LIMIT);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "invalid_query",
+            format!("`limit` must be 1 to {max}, got {limit}"),
+        ));
+    }
+    let running = running_regions(&app).await?;
+    let directory = &app.node.directory;
+    let log = &directory.supervision;
+    let cells = app.node.cells();
+    let regions: Vec<Value> = app
+        .node
+        .game
+        .layout()
+        .into_iter()
+        .map(|r| {
+            let sectors: Vec<Value> = cells
+                .iter()
+                .filter(|c| c.region == r.id)
+                .map(|c| {
+                    json!({
+                        "id": c.id, "name": c.name, "running": directory.sector(c.id).is_some(),
+                        "paused": c.is_paused(), "restarts": log.restarts(c.id),
+                    })
+                })
+                .collect();
+            json!({
+                "id": r.id, "name": r.name, "nexus": r.nexus, "running": running.contains(&r.id),
+                "restarts": log.restarts(r.id), "sectors": sectors,
+            })
+        })
+        .collect();
+    let config = &app.node.config;
+    Ok(Json(json!({
+        "policy": {
+            "strategy": "one_for_one",
+            "max_restarts": config.max_restarts,
+            "restart_window_s": config.restart_window.as_secs_f64(),
+        },
+        "regions": regions,
+        "history": log.recent(limit),
+    })))
+}

@@ -12,6 +12,7 @@ use orrery_actors::persist::Persister;
 use orrery_actors::sector::{SectorActor, SectorArgs, SectorCell, SectorMsg};
 use orrery_actors::session::SessionMsg;
 use orrery_actors::store::now_millis;
+use orrery_actors::supervision::SupervisionKind;
 use orrery_actors::{Directory, EngineConfig, Fabric, Parcel};
 use orrery_engine::{Game, RegionId, SectorId};
 use orrery_protocol::codes;
@@ -164,6 +165,16 @@ impl<G: Game> RegionState<G> {
             .await
             .map_err(|e| format!("the sector could not be started: {e}"))?;
         info!(region = %self.args.name, %sector, was_running = running.is_some(), "sector restarted by an operator");
+        self.args.directory.supervision.record(
+            SupervisionKind::SectorRestartedByOperator,
+            self.args.id,
+            Some(sector),
+            if running.is_some() {
+                "restarted by an operator"
+            } else {
+                "started by an operator (it was not running)"
+            },
+        );
         Ok(Restarted {
             was_running: running.is_some(),
             snapshot_tick,
@@ -349,9 +360,23 @@ impl<G: Game> Actor for RegionSupervisor<G> {
         state.restarts.push_back(now);
         if state.restarts.len() > state.args.config.max_restarts {
             error!(region = %state.args.name, %sector, "restart intensity exceeded; escalating to the region manager");
+            state.args.directory.supervision.record(
+                SupervisionKind::SectorEscalated,
+                state.args.id,
+                Some(sector),
+                format!(
+                    "{reason} (more than {} restarts within {:?})",
+                    state.args.config.max_restarts, window
+                ),
+            );
             return Err(format!("region {} exceeded its restart intensity", state.args.name).into());
         }
         warn!(region = %state.args.name, %sector, %reason, "sector actor failed; restarting from its last state");
+        state
+            .args
+            .directory
+            .supervision
+            .record(SupervisionKind::SectorRestarted, state.args.id, Some(sector), reason);
         let Some(cell) = state.cells.get(&sector).cloned() else {
             return Ok(());
         };
