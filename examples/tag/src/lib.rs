@@ -1,12 +1,12 @@
 #![doc = include_str!("../../../docs/extending.md")]
 
-// --- wire types ---
 use std::collections::{BTreeMap, BTreeSet};
 
 use orrery_engine::{CharacterSeed, EntityId, Game, GameError, Millis, Outcome, RegionLayout, SectorId, SectorLayout};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+// --- wire types ---
 /// A player: where it stands in its room and how many tags it made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Player {
@@ -17,15 +17,15 @@ pub struct Player {
     pub tags: u32,
 }
 
-/// One room: its players, who is "it", and what changed since the last tick.
+/// One room: its players, who is "it", and what changed since the last tick (for the next delta).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Room {
     pub id: SectorId,
     pub players: BTreeMap<EntityId, Player>,
     pub it: Option<EntityId>,
-    changed: BTreeSet<EntityId>,
-    left: Vec<EntityId>,
-    it_changed: bool,
+    pub changed: BTreeSet<EntityId>,
+    pub left: Vec<EntityId>,
+    pub it_changed: bool,
 }
 
 /// What a client sends: `{"type": "step", "dx": 1, "dy": 0}`, `{"type": "tag", "target": "..."}`,
@@ -131,14 +131,16 @@ impl Tag {
         doors
     }
 
-    fn name(&self, room: SectorId) -> String {
+    /// A room's name: "Room 1", "Room 2", ...
+    pub fn room_name(&self, room: SectorId) -> String {
         let i = self.rooms.iter().position(|r| *r == room).map_or(0, |i| i + 1);
         format!("Room {i}")
     }
 }
 
-/// Passes "it" on when it leaves: to the player who has been in the room longest (the lowest id).
-fn pass_it_on(room: &mut Room) {
+/// Makes sure someone present is it, if anyone is there: when it leaves, the player with the lowest id is it next
+/// (any choice will do, as long as it depends on the state alone: rule 1).
+pub fn pass_it_on(room: &mut Room) {
     if room.it.is_none_or(|it| !room.players.contains_key(&it)) {
         room.it = room.players.keys().next().copied();
         room.it_changed = true;
@@ -163,7 +165,7 @@ impl Game for Tag {
             .iter()
             .map(|&id| SectorLayout {
                 id,
-                name: self.name(id),
+                name: self.room_name(id),
             })
             .collect();
         vec![RegionLayout {
@@ -341,7 +343,7 @@ impl Game for Tag {
 
     fn keyframe(&self, room: &Room) -> Keyframe {
         Keyframe {
-            name: self.name(room.id),
+            name: self.room_name(room.id),
             players: room.players.values().cloned().collect(),
             it: room.it,
             doors: self.doors(room.id),
