@@ -67,7 +67,7 @@ impl Subcommand for NoCommands {
     }
 }
 
-/// The subcommands every Orrery program has, whatever its game.
+// The subcommands every Orrery program has, whatever its game.
 #[derive(Debug, Subcommand)]
 enum Builtin {
     /// Manage guest accounts in the store.
@@ -151,18 +151,19 @@ impl<A: Args, C: Subcommand> Program<A, C> {
 
     /// The whole command line, as clap sees it (for `--help` and tests).
     pub fn command(&self) -> clap::Command {
-        let serve =
-            clap::Command::new("serve").about("Run the server (embedded SQLite store by default; no setup needed).");
-        let serve = A::augment_args(ServerArgs::augment_args(serve));
-        let mut cmd = clap::Command::new(self.name)
+        // Augmenting a command with a derived type gives it that type's doc comment as its description: the
+        // descriptions are set after.
+        let serve = A::augment_args(ServerArgs::augment_args(clap::Command::new("serve")))
+            .about("Run the server (embedded SQLite store by default; no setup needed)")
+            .long_about(None::<&str>);
+        let cmd = clap::Command::new(self.name)
             .version(self.version)
             .subcommand_required(true)
             .arg_required_else_help(true)
             .subcommand(serve);
-        if let Some(about) = self.about {
-            cmd = cmd.about(about);
-        }
         Builtin::augment_subcommands(C::augment_subcommands(cmd))
+            .about(self.about)
+            .long_about(None::<&str>)
     }
 
     /// Parses the process's arguments, sets up logging and runs the subcommand given. `serve` builds the game with

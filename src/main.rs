@@ -150,7 +150,7 @@ fn galaxy(cmd: GalaxyCommand) -> anyhow::Result<ExitCode> {
 
 fn main() -> anyhow::Result<ExitCode> {
     orrery::Program::new("orrery", env!("CARGO_PKG_VERSION"))
-        .about("Orrery: an actor-based realtime simulation server for persistent multiplayer worlds.")
+        .about("Orrery: an actor-based realtime simulation server for persistent multiplayer worlds")
         .flags::<GalaxyArgs>()
         .commands(space_trade_command)
         .main(GalaxyArgs::into_game)
