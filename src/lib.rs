@@ -220,12 +220,18 @@ fn run_builtin(cmd: Builtin) -> anyhow::Result<ExitCode> {
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only when stderr is a terminal and `NO_COLOR`
 /// is unset. Does nothing if a global subscriber is already set.
 pub fn init_logging() {
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let colour = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .try_init();
+}
+
+/// Whether log lines carry ANSI colour: only on a terminal, and not when `NO_COLOR` is set to anything but the empty
+/// string (no-color.org).
+fn colour(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Starts `game`'s server as `args` say (store, migrations, actor tree, listener) and returns once it listens;
@@ -692,4 +698,49 @@ pub fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsString::new())));
+        assert!(!colour(true, Some(OsString::from("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsString::from("1"))));
+    }
+
+    #[test]
+    fn server_args_read_like_serve_and_refuse_bad_values_by_name() {
+        let args = ServerArgs::from_flags(["--bind", "127.0.0.1:0", "--tick-hz", "30"]).unwrap();
+        let config = args.into_config().unwrap();
+        assert_eq!(config.bind.port(), 0);
+        assert_eq!(config.engine.tick_hz, 30);
+        let err = ServerArgs::from_flags(["--tick-hz", "0"])
+            .unwrap()
+            .into_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("--tick-hz"), "{err}");
+        assert!(ServerArgs::from_flags(["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn a_program_has_serve_the_generic_subcommands_and_the_games() {
+        #[derive(Debug, clap::Subcommand)]
+        enum Extra {
+            /// Something of the game's own.
+            Hello,
+        }
+        let program = Program::new("game", "1.2.3")
+            .about("A game")
+            .commands(|_: Extra| Ok(ExitCode::SUCCESS));
+        let cmd = program.command();
+        let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        assert_eq!(names, ["serve", "hello", "guests", "accounts", "migrate", "admin"]);
+        assert_eq!(cmd.get_about().map(|a| a.to_string()), Some("A game".to_owned()));
+        assert_eq!(cmd.get_version(), Some("1.2.3"));
+    }
 }
