@@ -71,3 +71,9 @@ ORRERY_TEST_BACKEND=postgres cargo test --locked \
   --test backpressure --test bad_input --test conformance --test dilation --test durability --test fuzz_corpus \
   --test hostile --test python_client --test state_loss --test stream --test world \
   --test audit --test http_errors --test admin_cli --test accounts --test admin_control
+
+# --- Your own game: the guide's snippets ---
+# `--all-targets` above builds and runs examples/tag (its test plays the game over a real WebSocket) but not
+# doctests: docs/extending.md is that crate's documentation, and every Rust snippet in it is a doctest.
+say "running the doctests of docs/extending.md (examples/tag)"
+cargo test --locked -p orrery-tag --doc

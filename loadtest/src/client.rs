@@ -754,6 +754,9 @@ impl HandlerState {
     }
 }
 
+/// The join failure of a client whose server refused to let it choose its sector.
+pub(crate) const SPAWN_CHOICE_DISABLED: &str = "login_spawn_choice_disabled";
+
 /// Login: a guest in the client's room sector. Returns the token.
 async fn login(shared: &Shared, spec: &ClientSpec) -> Result<String, String> {
     let body = serde_json::json!({
@@ -772,7 +775,13 @@ async fn login(shared: &Shared, spec: &ClientSpec) -> Result<String, String> {
     .await
     .map_err(|e| {
         tracing::debug!(error = %e, "login failed");
-        e.kind("login")
+        match &e {
+            // The scenario places clients in sectors, which the server must allow.
+            crate::http::HttpError::Status { status: 400, body } if body.contains("spawn_choice_disabled") => {
+                SPAWN_CHOICE_DISABLED.to_owned()
+            }
+            _ => e.kind("login"),
+        }
     })?;
     let v: serde_json::Value = serde_json::from_slice(&resp).map_err(|_| "login_malformed".to_owned())?;
     v.get("token")

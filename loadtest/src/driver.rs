@@ -501,6 +501,13 @@ pub async fn execute(opts: Options) -> anyhow::Result<Measured> {
     if joined == 0 {
         progress.finish_and_clear();
         let failures = shared.join_failures.borrow();
+        if failures.contains_key(client::SPAWN_CHOICE_DISABLED) {
+            bail!(
+                "no client could join {}: the server does not let guests choose their sector; start it with \
+                 `orrery serve --allow-spawn-choice` (and `--guest-logins-per-minute 0` for many clients)",
+                opts.server
+            );
+        }
         bail!("no client could join {}: {failures:?}", opts.server);
     }
 

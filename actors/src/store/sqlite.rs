@@ -23,15 +23,20 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed) the database file and its missing parent directories, and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let pool = Self::pool(path).await?;
         super::migrate::up(&DbPool::Sqlite(pool.clone())).await?;
         Ok(Self { pool })
     }
 
-    /// A pool on the database file (created if needed), without migrating it.
+    /// A pool on the database file (created if needed, with its missing parent directories), without migrating it.
     pub async fn pool(path: &Path) -> Result<SqlitePool, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("creating the directory {} of the store: {e}", parent.display()))
+            })?;
+        }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
