@@ -69,3 +69,18 @@ ORRERY_TEST_BACKEND=postgres cargo test --locked \
   --test backpressure --test bad_input --test conformance --test dilation --test durability --test fuzz_corpus \
   --test hostile --test python_client --test state_loss --test stream --test world \
   --test audit --test http_errors --test admin_cli --test accounts --test admin_control
+
+# ---- TypeScript SDK (sdk/typescript) ----
+# Its codec tests read test/fixtures/protocol-v1.json, which protocol/tests/sdk_fixtures.rs (run above by
+# `cargo test --workspace`) holds to the Rust encoders; its end-to-end tests start the `orrery` binary built here.
+# Needs node >= 20 (node's test runner with --test-concurrency, global fetch) and npm; installed from Debian's
+# packages when node is missing.
+say "testing the TypeScript SDK"
+command -v node >/dev/null 2>&1 || apt_install nodejs npm
+command -v npm >/dev/null 2>&1 || apt_install npm
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+[ "$NODE_MAJOR" -ge 20 ] || die "the TypeScript SDK needs node >= 20, found $(node --version)"
+cargo build -p orrery --locked
+ORRERY_BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/orrery"
+[ -x "$ORRERY_BIN" ] || die "no orrery binary at $ORRERY_BIN after cargo build"
+(cd sdk/typescript && npm ci --no-audit --no-fund && ORRERY_BIN="$ORRERY_BIN" npm test)
