@@ -164,6 +164,31 @@ test("reconnects with backoff after the socket drops and resumes the same charac
   }
 });
 
+test("a gap in the deltas sends resync, and the keyframe that answers it rebuilds the mirror", async () => {
+  const api = new OrreryApi({ baseUrl: server.baseUrl });
+  await api.guest("gappy");
+  const s = session(api, "binary");
+  const welcome = await s.connect();
+  try {
+    await waitMirror(s, (m) => m.shipById(welcome.character.ship) !== undefined, "own ship");
+    s.thrust(20, 20); // the sector now sends a delta every tick
+    await waitMirror(s, (m) => m.shipById(welcome.character.ship)?.vx === 20, "moving");
+    const gap = s.next("gap");
+    const answer = s.next("keyframe", (k) => k.id !== undefined);
+    // Pretend the last delta never arrived: the next one then skips a seq.
+    s.mirror!.seq -= 1;
+    const g = await within(gap, "gap");
+    assert.equal(g.got, g.expected + 1);
+    assert.ok(s.mirror!.stale);
+    const k = await within(answer, "resync keyframe");
+    assert.equal(k.sector, welcome.sector);
+    await waitMirror(s, (m) => !m.stale && m.seq >= k.seq, "fresh mirror");
+    assert.ok(s.mirror!.shipById(welcome.character.ship));
+  } finally {
+    await s.close();
+  }
+});
+
 test("operators: sector_paused, notice broadcasts, and a kick (4003) that does not reconnect", async () => {
   const api = new OrreryApi({ baseUrl: server.baseUrl });
   const guest = await api.guest("watched");
