@@ -471,6 +471,12 @@ function resize(): void {
 }
 window.addEventListener("resize", resize);
 
+/** Writes a label centred on x, kept inside the canvas. */
+function labelAt(text: string, x: number, y: number, w: number): void {
+  const half = ctx.measureText(text).width / 2 + 4;
+  ctx.fillText(text, Math.min(w - half, Math.max(half, x)), Math.min(w - 4, Math.max(14, y)));
+}
+
 function draw(now: number): void {
   requestAnimationFrame(draw);
   const s = session;
@@ -501,7 +507,7 @@ function draw(now: number): void {
     const y = w / 2 + Math.sin(a) * w * 0.22;
     ctx.fillStyle = st.id === selectedStation ? "#6fe3a3" : "#3f9c6d";
     ctx.fillRect(x - font * 0.6, y - font * 0.6, font * 1.2, font * 1.2);
-    ctx.fillText(st.name, x, y + font * 1.9);
+    labelAt(st.name, x, y + font * 1.9, w);
   });
   m.warps.forEach((wp, i) => {
     const a = (i / Math.max(1, m.warps.length)) * Math.PI * 2 - Math.PI / 2;
@@ -513,7 +519,7 @@ function draw(now: number): void {
     ctx.arc(x, y, font * 0.8, 0, Math.PI * 2);
     ctx.stroke();
     ctx.fillStyle = "#c9a8ff";
-    ctx.fillText(`${wp.name} (${wp.turns})`, x, y + (y > w / 2 ? -font * 1.3 : font * 2));
+    labelAt(`${wp.name} (${wp.turns})`, x, y + (y > w / 2 ? -font * 1.3 : font * 2), w);
   });
   // Ships move on between deltas at their velocity (scaled by time dilation), for at most two tick periods.
   const ahead = s.paused ? 0 : Math.min((now - mirrorAt) / 1000, 2 / s.tickHz) * s.dilation;
@@ -533,7 +539,7 @@ function draw(now: number): void {
       ctx.arc(x, y, font * 1.1, 0, Math.PI * 2);
       ctx.stroke();
     }
-    ctx.fillText(ship.name, x, y - font);
+    labelAt(ship.name, x, y - font, w);
   }
 }
 requestAnimationFrame(draw);
