@@ -164,6 +164,31 @@ test("reconnects with backoff after the socket drops and resumes the same charac
   }
 });
 
+test("after a server restart the session reconnects on its own and finds its ship where it was", async () => {
+  const api = new OrreryApi({ baseUrl: server.baseUrl });
+  await api.guest("survivor");
+  const s = session(api, "json");
+  const welcome = await s.connect();
+  try {
+    const before = (await waitMirror(s, (m) => m.shipById(welcome.character.ship) !== undefined, "own ship"))
+      .shipById(welcome.character.ship)!;
+    const closed = s.next("close");
+    const resumed = s.next("resumed");
+    await server.restart();
+    const c = await within(closed, "close on shutdown");
+    assert.equal(c.code, 1001, "going away");
+    assert.equal(c.willReconnect, true);
+    const again = await within(resumed, "resumed after the restart", 30_000);
+    assert.equal(again.character.id, welcome.character.id);
+    const restored = (
+      await waitMirror(s, (m) => m.shipById(welcome.character.ship) !== undefined, "own ship after the restart")
+    ).shipById(welcome.character.ship)!;
+    assert.deepEqual([restored.x, restored.y, restored.vx, restored.vy], [before.x, before.y, before.vx, before.vy]);
+  } finally {
+    await s.close();
+  }
+});
+
 test("a gap in the deltas sends resync, and the keyframe that answers it rebuilds the mirror", async () => {
   const api = new OrreryApi({ baseUrl: server.baseUrl });
   await api.guest("gappy");

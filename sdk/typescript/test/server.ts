@@ -32,19 +32,25 @@ export function orreryBinary(): string {
 export interface Server {
   baseUrl: string;
   dataDir: string;
+  /** Stops the server gracefully (SIGTERM) and starts it again on the same address and data directory. */
+  restart(): Promise<void>;
   /** An admin API call with the admin token. */
   admin(method: string, path: string, body?: unknown): Promise<unknown>;
   stop(): Promise<void>;
 }
 
-export async function startServer(extra: string[] = []): Promise<Server> {
-  const dataDir = mkdtempSync(join(tmpdir(), "orrery-sdk-test-"));
+interface Running {
+  child: ChildProcess;
+  addr: string;
+}
+
+async function launch(dataDir: string, bind: string, extra: string[]): Promise<Running> {
   const child: ChildProcess = spawn(
     orreryBinary(),
     [
       "serve",
       "--bind",
-      "127.0.0.1:0",
+      bind,
       "--data-dir",
       dataDir,
       "--regions",
@@ -76,10 +82,28 @@ export async function startServer(extra: string[] = []): Promise<Server> {
       reject(new Error(`server exited with ${code}:\n${log.join("\n")}`));
     });
   });
-  const baseUrl = `http://${addr}`;
+  return { child, addr };
+}
+
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+
+export async function startServer(extra: string[] = []): Promise<Server> {
+  const dataDir = mkdtempSync(join(tmpdir(), "orrery-sdk-test-"));
+  let running = await launch(dataDir, "127.0.0.1:0", extra);
+  const baseUrl = `http://${running.addr}`;
   return {
     baseUrl,
     dataDir,
+    async restart() {
+      await terminate(running.child);
+      running = await launch(dataDir, running.addr, extra);
+    },
     async admin(method, path, body) {
       const res = await fetch(`${baseUrl}${path}`, {
         method,
@@ -91,12 +115,7 @@ export async function startServer(extra: string[] = []): Promise<Server> {
       return text ? JSON.parse(text) : undefined;
     },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-        if (child.exitCode === null) child.kill("SIGKILL");
-      }
+      await terminate(running.child);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
