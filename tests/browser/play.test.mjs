@@ -1,10 +1,10 @@
 // The player client (web/play, served at /) in headless Chromium against a real server: a guest logs in, sees its
 // ship, thrusts and sees it move, trades at a station, chats with a second browser context, and warps; an account
-// registers, creates a character and plays it over JSON; the page on a 390x844 phone viewport. Screenshots of each
-// step are saved under artifacts/; any console error fails the test.
+// registers, creates a character and plays it over JSON; an operator's broadcast and kick reach the page; the page on
+// a 390x844 phone viewport. Screenshots of each step are saved under artifacts/; any console error fails the test.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { eventually, launchBrowser, openPage, PHONE, startServer } from "./harness.mjs";
+import { api, createAccount, eventually, launchBrowser, openPage, PHONE, startServer } from "./harness.mjs";
 
 let server;
 let browser;
@@ -26,6 +26,18 @@ async function position(page) {
   return m ? { x: Number(m[1]), y: Number(m[2]) } : undefined;
 }
 
+/** Whether the canvas shows the own ship's highlight colour (#ffd45c) at its position. */
+async function ownShipDrawn(page) {
+  const pos = await position(page);
+  if (!pos) return false;
+  return page.evaluate(({ x, y }) => {
+    const canvas = document.getElementById("sector");
+    const scale = canvas.width / Number(canvas.dataset.size);
+    const [r, g, b] = canvas.getContext("2d").getImageData(Math.round(x * scale), Math.round(y * scale), 1, 1).data;
+    return Math.abs(r - 0xff) < 24 && Math.abs(g - 0xd4) < 24 && Math.abs(b - 0x5c) < 24;
+  }, pos);
+}
+
 const numberIn = async (page, sel) => Number(((await page.textContent(sel)) ?? "").replace(/[^\d]/g, ""));
 
 async function guestLogin(p, name) {
@@ -45,6 +57,7 @@ test("a guest flies, trades, chats with a second player and warps (1280x800)", a
   await p.docShot("login", "play-login");
   await guestLogin(p, "Vega");
   await p.page.locator("#who", { hasText: "Vega (binary)" }).waitFor();
+  await eventually("the own ship drawn highlighted where the page says it is", () => ownShipDrawn(p.page));
   await p.shot("in-sector");
 
   // Thrust with the keyboard: the ship moves right, then stops on space.
@@ -128,6 +141,25 @@ test("an account registers, creates a character and plays it over JSON", async (
   await eventually("the ship to move down", async () => (await position(p.page)).y >= start.y + 15);
   await p.page.keyboard.up("ArrowDown");
   await p.shot("flying");
+  p.assertClean();
+  await p.close();
+});
+
+test("operators reach the player: a broadcast shows, a kick closes the session, Reconnect comes back", async () => {
+  const admin = await createAccount(server, { username: "op_play", capability: "operator" });
+  const p = await openPage(browser, { name: "play-kick" });
+  await guestLogin(p, "Kicky");
+  const guest = await p.page.evaluate(() => JSON.parse(localStorage.getItem("orrery.guest")));
+  await api(server, "POST", "/v1/admin/broadcast", { token: admin.token, body: { scope: "global", text: "server news" } });
+  await p.page.locator("#notice", { hasText: "server news" }).waitFor();
+  await api(server, "POST", "/v1/admin/kick", { token: admin.token, body: { character: guest.characterId, reason: "be nice" } });
+  await p.page.locator("#conn", { hasText: "closed (kicked)" }).waitFor();
+  await p.page.locator("#notice", { hasText: "Kicked: be nice" }).waitFor();
+  await p.shot("kicked");
+  await p.page.click("#reconnect");
+  await p.page.locator("#conn", { hasText: "online" }).waitFor();
+  await eventually("the ship back on the page", () => position(p.page));
+  await p.shot("back");
   p.assertClean();
   await p.close();
 });

@@ -41,6 +41,7 @@ function describe(e: unknown): string {
 }
 
 function show(section: "login" | "characters" | "game"): void {
+  $("reconnect").hidden = true;
   $("login").hidden = section !== "login";
   $("characters").hidden = section !== "characters";
   $("game").hidden = section !== "game";
@@ -166,6 +167,17 @@ $("character-form").addEventListener("submit", (ev) => {
   })();
 });
 
+$("reconnect").addEventListener("click", () => {
+  const s = session;
+  if (!s) return;
+  $("reconnect").hidden = true;
+  setConn("reconnecting", "connecting...");
+  s.connect().catch((e: unknown) => {
+    setConn("closed", `offline: ${describe(e)}`);
+    $("reconnect").hidden = false;
+  });
+});
+
 $("logout").addEventListener("click", () => {
   void (async () => {
     const s = session;
@@ -198,6 +210,7 @@ async function play(character: Uuid | undefined): Promise<void> {
     updateStatus();
   });
   s.on("resumed", () => setConn("open", "online"));
+  s.on("welcome", () => ($("reconnect").hidden = true));
   s.on("mirror", (m) => {
     mirrorAt = performance.now();
     onMirror(m);
@@ -216,10 +229,14 @@ async function play(character: Uuid | undefined): Promise<void> {
     if (c.willReconnect) setConn("reconnecting", "reconnecting...");
     else if (session === s) {
       setConn("closed", c.kind === "normal" ? "offline" : `closed (${c.kind})`);
-      if (c.notice) showNotice(c.notice.text, false);
+      if (c.notice) showNotice(c.notice.scope === "kick" ? `Kicked: ${c.notice.text}` : c.notice.text, false);
+      $("reconnect").hidden = false;
     }
   });
-  s.on("gave_up", (e) => setConn("closed", `offline: ${e.message}`));
+  s.on("gave_up", (e) => {
+    setConn("closed", `offline: ${e.message}`);
+    $("reconnect").hidden = false;
+  });
   await s.connect();
   show("game");
   resize();
@@ -229,6 +246,7 @@ function onMirror(m: SectorMirror): void {
   if (m.sector !== shownSector) {
     shownSector = m.sector;
     $("sector-name").textContent = m.name;
+    canvas.dataset.size = String(m.size);
     selectedStation = m.stations[0]?.id;
     renderStations(m.stations);
     updateFlags();
