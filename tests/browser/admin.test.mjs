@@ -1,7 +1,8 @@
 // The admin console in headless Chromium against a real server and a scripted WebSocket player: an admin signs in,
 // sees the player's session, broadcasts (the player gets the notice), pauses its sector (the player gets
 // sector_paused and its ship stops), resumes it, reads the audit log, and kicks the player (its socket closes with
-// 4003); then the same console on a 390x844 phone viewport.
+// 4003); the region and sector controls (tick rate, snapshot, restart, stop, start) and their audit rows; then the
+// same console on a 390x844 phone viewport.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -179,6 +180,71 @@ test("an admin sees a player's session, broadcasts, pauses and resumes its secto
   } finally {
     await p.close();
     player.close();
+  }
+});
+
+test("the console's region and sector controls: tick rate, snapshot, restart, stop and start", async () => {
+  const { regions } = await api(server, "GET", "/v1/admin/regions", { token: admin.token });
+  const region = regions.find((r) => !r.nexus);
+  const sector = region.sectors[0];
+  const p = await openPage(browser, { name: "admin-controls", viewport: DESKTOP });
+  const { page } = p;
+  const done = (what) => page.locator("#status.ok", { hasText: `${what}: done` }).waitFor();
+  try {
+    await signIn(p);
+    const summary = page.locator(`#tree details[data-key="${region.id}"] summary`);
+    await summary.locator(".name").click();
+    const row = page.locator(`#tree tr[data-sector="${sector.id}"]`);
+    await row.locator(".state", { hasText: "running" }).waitFor();
+
+    // Tick rate: out of range is refused in the page; 10 Hz reaches every sector of the region.
+    await summary.locator('input[type="number"]').fill("0");
+    await summary.getByRole("button", { name: "Set Hz" }).click();
+    await page.locator("#status.bad", { hasText: "1 to 60" }).waitFor();
+    await summary.locator('input[type="number"]').fill("10");
+    await summary.getByRole("button", { name: "Set Hz" }).click();
+    await done(`Tick rate of ${region.name} to 10 Hz`);
+    const after = await api(server, "GET", `/v1/admin/sectors?region=${region.id}`, { token: admin.token });
+    assert.ok(after.sectors.every((s) => s.tick_hz === 10), "every sector of the region ticks at 10 Hz");
+    await row.locator(".hz", { hasText: /^10$/ }).waitFor();
+
+    // Snapshot a sector: its last snapshot becomes recent.
+    await row.getByRole("button", { name: "Snapshot" }).click();
+    await done(`Snapshot ${sector.name}`);
+    await row.locator(".snap", { hasText: /^\d s ago$/ }).waitFor();
+
+    // Restart a sector (a second click confirms).
+    await row.getByRole("button", { name: "Restart" }).click();
+    await row.getByRole("button", { name: "Confirm restart" }).click();
+    await done(`Restart ${sector.name}`);
+    await row.locator(".state", { hasText: "running" }).waitFor();
+
+    // Stop the region (confirmed), then start it again.
+    await summary.getByRole("button", { name: "Stop" }).click();
+    await summary.getByRole("button", { name: "Confirm stop" }).click();
+    await done(`Stop region ${region.name}`);
+    await summary.locator(".state", { hasText: "stopped" }).waitFor();
+    await row.locator(".state", { hasText: "stopped" }).waitFor();
+    await p.shot("region-stopped");
+    await summary.getByRole("button", { name: "Start" }).click();
+    await done(`Start region ${region.name}`);
+    await summary.locator(".state", { hasText: "running" }).waitFor();
+    await row.locator(".state", { hasText: "running" }).waitFor();
+
+    // Each control left its audit row, with the page's account as the actor.
+    const audit = await api(server, "GET", `/v1/admin/audit?limit=20&actor=account:${admin.accountId}`, { token: admin.token });
+    const actions = audit.entries.map((e) => e.action);
+    for (const action of ["region.tick_rate", "sector.snapshot", "sector.restart", "region.stop", "region.start"]) {
+      assert.ok(actions.includes(action), `${action} is in the audit log (${actions.join(", ")})`);
+    }
+    // The overview lists the operator's restarts, stops and starts.
+    await page.locator("#history tbody td", { hasText: "region.start" }).first().waitFor({ timeout: 20_000 });
+    p.assertClean();
+  } catch (e) {
+    await p.shot("failure").catch(() => undefined);
+    throw e;
+  } finally {
+    await p.close();
   }
 });
 
