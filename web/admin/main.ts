@@ -439,6 +439,7 @@ function fillSectorSelects(): void {
   const scope = byId<HTMLSelectElement>("broadcast-scope").value;
   const target = byId<HTMLSelectElement>("broadcast-target");
   target.disabled = scope === "global";
+  target.hidden = scope === "global";
   const want: [string, string][] =
     scope === "region" ? regions.map((r) => [r.id, r.name]) : scope === "sector" ? sortedSectors().map((s) => [s.id, s.name]) : [];
   syncOptions(target, want);
