@@ -160,6 +160,11 @@ test("operators reach the player: a broadcast shows, a kick closes the session, 
   await p.page.locator("#conn", { hasText: "online" }).waitFor();
   await eventually("the ship back on the page", () => position(p.page));
   await p.shot("back");
+  // The page remembers the guest: after a reload, "Continue as Kicky" plays the same character.
+  await p.page.reload();
+  await p.page.locator("#guest-resume", { hasText: "Continue as Kicky" }).click();
+  await p.page.locator("#who", { hasText: "Kicky (binary)" }).waitFor();
+  await eventually("the ship after the reload", () => position(p.page));
   p.assertClean();
   await p.close();
 });

@@ -320,6 +320,25 @@ test("accounts: register, log in, characters, play one, refresh with rotation, l
   await assert.rejects(fresh.characters(), /not logged in/);
 });
 
+test("a guest upgrades to an account and keeps its character", async () => {
+  const api = new OrreryApi({ baseUrl: server.baseUrl });
+  const guest = await api.guest("wanderer");
+  const username = `up_${Date.now().toString(36)}`;
+  const up = await api.upgrade(username, "correct horse battery");
+  assert.equal(up.account_id, guest.account_id);
+  assert.equal(api.credentials?.kind, "account");
+  assert.deepEqual((await api.characters()).characters.map((c) => c.id), [guest.character_id]);
+  // The old guest token stops working.
+  const stale = new OrreryApi({
+    baseUrl: server.baseUrl,
+    credentials: { kind: "guest", token: guest.token, characterId: guest.character_id, accountId: guest.account_id, name: guest.name },
+  });
+  await assert.rejects(stale.characters(), (e: unknown) => e instanceof ApiError && e.status === 401);
+  const s = session(api, "binary");
+  assert.equal((await s.connect()).character.id, guest.character_id);
+  await s.close();
+});
+
 test("a refused token is a typed connect error, not a hang", async () => {
   const api = new OrreryApi({
     baseUrl: server.baseUrl,
