@@ -77,3 +77,35 @@ ORRERY_TEST_BACKEND=postgres cargo test --locked \
 # doctests: docs/extending.md is that crate's documentation, and every Rust snippet in it is a doctest.
 say "running the doctests of docs/extending.md (examples/tag)"
 cargo test --locked -p orrery-tag --doc
+
+# ---- TypeScript SDK (sdk/typescript) ----
+# Its codec tests read test/fixtures/protocol-v1.json, which protocol/tests/sdk_fixtures.rs (run above by
+# `cargo test --workspace`) holds to the Rust encoders; its end-to-end tests start the `orrery` binary built here.
+# Needs node >= 20 (node's test runner with --test-concurrency, global fetch) and npm; installed from Debian's
+# packages when node is missing.
+say "testing the TypeScript SDK"
+command -v node >/dev/null 2>&1 || apt_install nodejs npm
+command -v npm >/dev/null 2>&1 || apt_install npm
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+[ "$NODE_MAJOR" -ge 20 ] || die "the TypeScript SDK needs node >= 20, found $(node --version)"
+cargo build -p orrery --locked
+ORRERY_BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/orrery"
+[ -x "$ORRERY_BIN" ] || die "no orrery binary at $ORRERY_BIN after cargo build"
+(cd sdk/typescript && npm ci --no-audit --no-fund && ORRERY_BIN="$ORRERY_BIN" npm test)
+
+# ---- Web pages and browser tests (web/, tests/browser/) ----------------------------------------------------------
+# The pages in web/dist are committed and embedded in the binary (api/build.rs), so the Rust build never needs node;
+# here they are rebuilt and must match what is committed. Then the browser tests drive headless Chromium (Debian's
+# package, through playwright-core) against a real `orrery serve`; screenshots go to tests/browser/artifacts/.
+say "web pages: checking that web/dist is up to date"
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || die "node and npm are needed for the web pages"
+[ -x /usr/bin/chromium ] || apt_install chromium
+[ -x /usr/bin/chromium ] || die "chromium is needed for the browser tests"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm run --silent typecheck) \
+  || die "building web/ failed"
+git diff --exit-code --stat -- web/dist || die "web/dist is not what web/ builds: run \`npm run build\` in web/ and commit"
+[ -z "$(git status --porcelain --untracked-files=all -- web/dist)" ] || die "web/dist has files not committed: run \`npm run build\` in web/ and commit"
+say "browser tests"
+cargo build -p orrery --locked
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test) || die "browser tests failed (screenshots and server logs in tests/browser/artifacts/)"

@@ -14,6 +14,7 @@
 //! - [`paging`]: the cursor and `limit` of paged reads (ledger, audit log).
 //! - [`openapi`]: the OpenAPI document (`GET /v1/openapi.json`), generated from the handlers' annotations.
 //! - [`auth`]: guest login and tokens.
+//! - [`assets`]: the browser pages embedded from `web/dist` (the admin console at `/admin/`, the page at `/`).
 //! - [`admin`]: the admin control plane under `/v1/admin` (reads with live stats, controls sent to the actors,
 //!   snapshots, crash hooks).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
@@ -23,6 +24,7 @@
 pub mod access;
 pub mod accounts;
 pub mod admin;
+pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -307,19 +309,21 @@ async fn no_such_endpoint(method: Method, uri: axum::http::Uri) -> error::ApiErr
     ))
 }
 
-/// The HTTP routes.
+/// The HTTP routes: the route table's endpoints and the browser pages ([`assets`], not in the table).
 pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
-    let routes = build::<G>(&app, |_| true).fallback(no_such_endpoint);
+    let routes = build::<G>(&app, |_| true).merge(assets::routes()).fallback(no_such_endpoint);
     limits::apply(routes, &app).with_state(app)
 }
 
-/// The routes served on connections past the connection cap: health, metrics and admin; everything else gets
-/// `503 at_capacity`.
+/// The routes served on connections past the connection cap: health, metrics, admin and the admin console's pages;
+/// everything else gets `503 at_capacity`.
 pub fn reserve_router<G: Game>(app: Arc<App<G>>) -> Router {
-    let routes = build::<G>(&app, |r| r.reserve).fallback(|| async {
-        metrics::counter!("orrery_admission_refused_total").increment(1);
-        error::ApiError::AtCapacity("connections")
-    });
+    let routes = build::<G>(&app, |r| r.reserve)
+        .merge(assets::admin_routes())
+        .fallback(|| async {
+            metrics::counter!("orrery_admission_refused_total").increment(1);
+            error::ApiError::AtCapacity("connections")
+        });
     limits::apply(routes, &app).with_state(app)
 }
 
