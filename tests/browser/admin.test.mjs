@@ -2,7 +2,7 @@
 // sees the player's session, broadcasts (the player gets the notice), pauses its sector (the player gets
 // sector_paused and its ship stops), resumes it, reads the audit log, and kicks the player (its socket closes with
 // 4003); the region and sector controls (tick rate, snapshot, restart, stop, start) and their audit rows; then the
-// same console on a 390x844 phone viewport.
+// token refresh and sign-out; the same console on a 390x844 phone viewport.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -245,6 +245,47 @@ test("the console's region and sector controls: tick rate, snapshot, restart, st
     throw e;
   } finally {
     await p.close();
+  }
+});
+
+test("the console refreshes its short-lived token before it expires, and signing out revokes the refresh token", async () => {
+  const short = await startServer({ name: "admin-refresh", args: ["--access-token-ttl", "3"] });
+  const p = await openPage(browser, { name: "admin-refresh", viewport: DESKTOP });
+  const { page } = p;
+  const stored = () => page.evaluate(() => JSON.parse(sessionStorage.getItem("orrery-admin-tokens") ?? "null"));
+  try {
+    const account = await createAccount(short, { username: "otto", password: "operator-password", capability: "operator" });
+    await page.goto(`${short.url}/admin/`);
+    await page.fill("#login-username", account.username);
+    await page.fill("#login-password", account.password);
+    await page.click("#login-submit");
+    await page.locator("#who", { hasText: "otto (operator)" }).waitFor();
+    const first = await stored();
+    assert.ok(first?.refresh, "the token pair is kept");
+    // Three access tokens' lives of polling: each call carries a live token (a refused one would log a 401).
+    await page.waitForTimeout(9_000);
+    const later = await stored();
+    assert.notEqual(later.refresh, first.refresh, "the refresh token was rotated");
+    await page.locator("#app:not([hidden])").waitFor();
+    await page.locator("#nodes dd", { hasText: /running/ }).first().waitFor();
+    p.assertClean();
+    // Sign out: the refresh token the page held stops working.
+    const last = await stored();
+    await page.click("#logout");
+    await page.locator("#login:not([hidden])").waitFor();
+    const res = await fetch(`${short.url}/v1/auth/refresh`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh_token: last.refresh }),
+    });
+    assert.equal(res.status, 401, "a signed-out refresh token is refused");
+    assert.equal(await stored(), null, "nothing is kept after signing out");
+  } catch (e) {
+    await p.shot("failure").catch(() => undefined);
+    throw e;
+  } finally {
+    await p.close();
+    await short.stop();
   }
 });
 
