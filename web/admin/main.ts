@@ -581,7 +581,7 @@ let auditNext: string | null = null;
 let auditPage = 0;
 
 function auditQuery(): string {
-  const p = new URLSearchParams({ limit: "25" });
+  const p = new URLSearchParams({ limit: byId<HTMLSelectElement>("audit-limit").value });
   const fields: [string, string][] = [
     ["actor", "audit-actor"],
     ["action", "audit-action"],
@@ -632,6 +632,7 @@ byId<HTMLFormElement>("audit-form").addEventListener("submit", (ev) => {
   void loadAudit(null);
 });
 byId("audit-newest").addEventListener("click", () => void loadAudit(null));
+byId("audit-limit").addEventListener("change", () => void loadAudit(null));
 byId("audit-older").addEventListener("click", () => {
   if (auditNext) void loadAudit(auditNext);
 });
