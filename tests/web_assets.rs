@@ -111,3 +111,29 @@ async fn pages_stay_out_of_the_openapi_document() {
     assert!(paths.contains_key("/v1/admin/sessions"));
     s.stop().await;
 }
+
+/// Past the connection cap, the admin console's pages are served on the operator reserve like the admin API, while
+/// `/` (a player's page) gets `503 at_capacity` like a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_the_console_still_loads_and_the_home_page_gets_503() {
+    let mut cfg = common::config(common::temp_dir());
+    cfg.http.max_connections = 10;
+    cfg.http.reserve_connections = 3;
+    let mut s = TestServer::start_with(cfg).await;
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(tokio::net::TcpStream::connect(s.addr()).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    for path in ["/admin/", "/admin/main.js"] {
+        let r = fresh().get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path} past the cap");
+    }
+    let r = fresh().get(s.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "at_capacity");
+    drop(idle);
+    s.stop().await;
+}

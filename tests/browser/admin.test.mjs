@@ -2,7 +2,7 @@
 // sees the player's session, broadcasts (the player gets the notice), pauses its sector (the player gets
 // sector_paused and its ship stops), resumes it, reads the audit log, and kicks the player (its socket closes with
 // 4003); the region and sector controls (tick rate, snapshot, restart, stop, start) and their audit rows; then the
-// same console on a 390x844 phone viewport.
+// token refresh and sign-out; the same console on a 390x844 phone viewport.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -183,7 +183,7 @@ test("an admin sees a player's session, broadcasts, pauses and resumes its secto
   }
 });
 
-test("the console's region and sector controls: tick rate, snapshot, restart, stop and start", async () => {
+test("the console's region and sector controls (tick rate, snapshot, restart, stop, start, pause, resume) and the audit log's pages", async () => {
   const { regions } = await api(server, "GET", "/v1/admin/regions", { token: admin.token });
   const region = regions.find((r) => !r.nexus);
   const sector = region.sectors[0];
@@ -231,10 +231,44 @@ test("the console's region and sector controls: tick rate, snapshot, restart, st
     await summary.locator(".state", { hasText: "running" }).waitFor();
     await row.locator(".state", { hasText: "running" }).waitFor();
 
+    // Pause and resume the whole region from its row.
+    await summary.getByRole("button", { name: "Pause" }).click();
+    await done(`Pause region ${region.name}`);
+    await summary.locator(".state", { hasText: "paused" }).waitFor();
+    await row.locator(".state", { hasText: "paused" }).waitFor();
+    await summary.getByRole("button", { name: "Resume" }).click();
+    await done(`Resume region ${region.name}`);
+    await summary.locator(".state", { hasText: "running" }).waitFor();
+
+    // A snapshot of each of the region's sectors.
+    for (const s of region.sectors) {
+      await page.locator(`#tree tr[data-sector="${s.id}"]`).getByRole("button", { name: "Snapshot" }).click();
+      await done(`Snapshot ${s.name}`);
+    }
+
+    // The audit log pages: 10 a page, then the older ones, then back to the newest.
+    await page.click('#nav a[data-view="audit"]');
+    await page.fill("#audit-actor", `account:${admin.accountId}`);
+    await page.selectOption("#audit-limit", "10");
+    await page.click('#audit-form button[type="submit"]');
+    const rows = page.locator("#audit tbody tr");
+    await eventually("a full first page", async () => (await rows.count()) === 10);
+    await page.locator("#audit-page", { hasText: /^page 1$/ }).waitFor();
+    const newest = await rows.allTextContents();
+    await page.click("#audit-older");
+    await page.locator("#audit-page", { hasText: /^page 2/ }).waitFor();
+    const older = await rows.allTextContents();
+    assert.ok(older.length >= 1, "the second page has entries");
+    assert.ok(older.every((r) => !newest.includes(r)), "the second page holds other entries than the first");
+    await page.click("#audit-newest");
+    await page.locator("#audit-page", { hasText: /^page 1$/ }).waitFor();
+    assert.deepEqual(await rows.allTextContents(), newest);
+    await page.click('#nav a[data-view="overview"]');
+
     // Each control left its audit row, with the page's account as the actor.
     const audit = await api(server, "GET", `/v1/admin/audit?limit=20&actor=account:${admin.accountId}`, { token: admin.token });
     const actions = audit.entries.map((e) => e.action);
-    for (const action of ["region.tick_rate", "sector.snapshot", "sector.restart", "region.stop", "region.start"]) {
+    for (const action of ["region.tick_rate", "sector.snapshot", "sector.restart", "region.stop", "region.start", "region.pause", "region.resume"]) {
       assert.ok(actions.includes(action), `${action} is in the audit log (${actions.join(", ")})`);
     }
     // The overview lists the operator's restarts, stops and starts.
@@ -245,6 +279,47 @@ test("the console's region and sector controls: tick rate, snapshot, restart, st
     throw e;
   } finally {
     await p.close();
+  }
+});
+
+test("the console refreshes its short-lived token before it expires, and signing out revokes the refresh token", async () => {
+  const short = await startServer({ name: "admin-refresh", args: ["--access-token-ttl", "3"] });
+  const p = await openPage(browser, { name: "admin-refresh", viewport: DESKTOP });
+  const { page } = p;
+  const stored = () => page.evaluate(() => JSON.parse(sessionStorage.getItem("orrery-admin-tokens") ?? "null"));
+  try {
+    const account = await createAccount(short, { username: "otto", password: "operator-password", capability: "operator" });
+    await page.goto(`${short.url}/admin/`);
+    await page.fill("#login-username", account.username);
+    await page.fill("#login-password", account.password);
+    await page.click("#login-submit");
+    await page.locator("#who", { hasText: "otto (operator)" }).waitFor();
+    const first = await stored();
+    assert.ok(first?.refresh, "the token pair is kept");
+    // Three access tokens' lives of polling: each call carries a live token (a refused one would log a 401).
+    await page.waitForTimeout(9_000);
+    const later = await stored();
+    assert.notEqual(later.refresh, first.refresh, "the refresh token was rotated");
+    await page.locator("#app:not([hidden])").waitFor();
+    await page.locator("#nodes dd", { hasText: /running/ }).first().waitFor();
+    p.assertClean();
+    // Sign out: the refresh token the page held stops working.
+    const last = await stored();
+    await page.click("#logout");
+    await page.locator("#login:not([hidden])").waitFor();
+    const res = await fetch(`${short.url}/v1/auth/refresh`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh_token: last.refresh }),
+    });
+    assert.equal(res.status, 401, "a signed-out refresh token is refused");
+    assert.equal(await stored(), null, "nothing is kept after signing out");
+  } catch (e) {
+    await p.shot("failure").catch(() => undefined);
+    throw e;
+  } finally {
+    await p.close();
+    await short.stop();
   }
 });
 

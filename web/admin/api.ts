@@ -46,7 +46,9 @@ function store(t: Tokens | null): void {
   refreshTimer = undefined;
   if (t) {
     sessionStorage.setItem(KEY, JSON.stringify(t));
-    const inMs = Math.max(5_000, t.expires - Date.now() - 60_000);
+    // A minute before it expires, or after three quarters of its life when it is short.
+    const life = t.expires - Date.now();
+    const inMs = Math.max(1_000, Math.min(life - 60_000, life * 0.75));
     refreshTimer = window.setTimeout(() => void refresh(), inMs);
   } else {
     sessionStorage.removeItem(KEY);

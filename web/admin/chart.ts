@@ -36,12 +36,16 @@ export function draw(canvas: HTMLCanvasElement, series: Series, color: string): 
   // The x axis spans the samples so far (at least 20 s), up to the whole window.
   const span = Math.min(series.windowMs, Math.max(20_000, pts.length ? now - pts[0].t : 0));
   const max = Math.max(1e-9, ...pts.map((p) => p.v));
-  const top = max * 1.15;
-  const pad = 4;
+  const top = max * 1.1;
+  // Labels above the plot: on one line, or two when the canvas is narrow.
+  const narrow = cw < 260;
+  const plotTop = narrow ? 36 : 22;
+  const plotBottom = ch - 4;
+  const plotH = Math.max(1, plotBottom - plotTop);
   ctx.strokeStyle = "#26304f";
   ctx.lineWidth = 1;
-  for (let i = 1; i <= 3; i++) {
-    const y = pad + ((ch - 2 * pad) * i) / 4;
+  for (let i = 0; i <= 2; i++) {
+    const y = plotTop + (plotH * i) / 2;
     ctx.beginPath();
     ctx.moveTo(0, y);
     ctx.lineTo(cw, y);
@@ -53,7 +57,7 @@ export function draw(canvas: HTMLCanvasElement, series: Series, color: string): 
     ctx.beginPath();
     pts.forEach((p, i) => {
       const x = cw - ((now - p.t) / span) * cw;
-      const y = ch - pad - (p.v / top) * (ch - 2 * pad);
+      const y = plotBottom - (p.v / top) * plotH;
       if (i === 0) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
     });
@@ -64,7 +68,13 @@ export function draw(canvas: HTMLCanvasElement, series: Series, color: string): 
   const last = pts.length ? pts[pts.length - 1].v : NaN;
   ctx.fillText(`now ${fmt(last)}`, 6, 14);
   ctx.fillStyle = "#8c98b8";
-  ctx.textAlign = "right";
-  ctx.fillText(`max ${pts.length ? fmt(max) : "-"} · last ${span < 60_000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60_000)} min`}`, cw - 6, 14);
+  const spanText = span < 60_000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60_000)} min`;
+  const right = `max ${pts.length ? fmt(max) : "-"} · last ${spanText}`;
+  if (narrow) {
+    ctx.fillText(right, 6, 28);
+  } else {
+    ctx.textAlign = "right";
+    ctx.fillText(right, cw - 6, 14);
+  }
   ctx.textAlign = "left";
 }

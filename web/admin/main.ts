@@ -52,6 +52,8 @@ interface AuditEntry {
 }
 
 const POLL_MS = 2000;
+/** The map of one sector is redrawn this often while it is shown. */
+const MAP_MS = 500;
 const WINDOW_MS = 5 * 60_000;
 
 let regions: Region[] = [];
@@ -97,6 +99,8 @@ async function control(what: string, method: string, path: string, body?: unknow
 function showLogin(message = ""): void {
   if (pollTimer !== undefined) clearTimeout(pollTimer);
   pollTimer = undefined;
+  if (mapTimer !== undefined) clearInterval(mapTimer);
+  mapTimer = undefined;
   byId("app").hidden = true;
   byId("login").hidden = false;
   setText(byId("login-error"), message);
@@ -158,7 +162,15 @@ function route(): void {
   }
   if (view === "audit") void loadAudit(null);
   if (view === "sessions") void loadSessions();
-  if (view === "map") void loadMap();
+  if (mapTimer !== undefined) clearInterval(mapTimer);
+  mapTimer = undefined;
+  if (view === "map") {
+    void loadMap();
+    mapTimer = window.setInterval(() => {
+      if (!signedIn() || mapLoading) return;
+      void loadMap();
+    }, MAP_MS);
+  }
 }
 window.addEventListener("hashchange", route);
 
@@ -190,7 +202,6 @@ async function poll(): Promise<void> {
     fillSectorSelects();
     await sample(nodes.nodes);
     if (view === "sessions") await loadSessions();
-    if (view === "map") await loadMap();
   } catch (e) {
     if (!signedIn()) return;
     failed("Refreshing", e);
@@ -474,6 +485,8 @@ byId<HTMLFormElement>("broadcast-form").addEventListener("submit", (ev) => {
 // ---- map ------------------------------------------------------------------------------------------------------
 
 let mapSector: string | null = null;
+let mapTimer: number | undefined;
+let mapLoading = false;
 byId<HTMLSelectElement>("map-sector").addEventListener("change", (e) => {
   mapSector = (e.target as HTMLSelectElement).value;
   void loadMap();
@@ -484,11 +497,14 @@ async function loadMap(): Promise<void> {
   if (!mapSector) return;
   const id = mapSector;
   let s: Sector & { state: any; seq?: number; tick?: number };
+  mapLoading = true;
   try {
     s = await call("GET", `/v1/admin/sectors/${id}`);
   } catch (e) {
     if (signedIn()) failed("Reading the sector", e);
     return;
+  } finally {
+    mapLoading = false;
   }
   if (id !== mapSector) return;
   byId<HTMLSelectElement>("map-sector").value = id;
@@ -565,7 +581,7 @@ let auditNext: string | null = null;
 let auditPage = 0;
 
 function auditQuery(): string {
-  const p = new URLSearchParams({ limit: "25" });
+  const p = new URLSearchParams({ limit: byId<HTMLSelectElement>("audit-limit").value });
   const fields: [string, string][] = [
     ["actor", "audit-actor"],
     ["action", "audit-action"],
@@ -616,6 +632,7 @@ byId<HTMLFormElement>("audit-form").addEventListener("submit", (ev) => {
   void loadAudit(null);
 });
 byId("audit-newest").addEventListener("click", () => void loadAudit(null));
+byId("audit-limit").addEventListener("change", () => void loadAudit(null));
 byId("audit-older").addEventListener("click", () => {
   if (auditNext) void loadAudit(auditNext);
 });
