@@ -218,6 +218,7 @@ test("the console's region and sector controls (tick rate, snapshot, restart, st
     await row.getByRole("button", { name: "Confirm restart" }).click();
     await done(`Restart ${sector.name}`);
     await row.locator(".state", { hasText: "running" }).waitFor();
+    await row.locator(".restarts", { hasText: /^1$/ }).waitFor({ timeout: 20_000 });
 
     // Stop the region (confirmed), then start it again.
     await summary.getByRole("button", { name: "Stop" }).click();
@@ -271,8 +272,11 @@ test("the console's region and sector controls (tick rate, snapshot, restart, st
     for (const action of ["region.tick_rate", "sector.snapshot", "sector.restart", "region.stop", "region.start", "region.pause", "region.resume"]) {
       assert.ok(actions.includes(action), `${action} is in the audit log (${actions.join(", ")})`);
     }
-    // The overview lists the operator's restarts, stops and starts.
-    await page.locator("#history tbody td", { hasText: "region.start" }).first().waitFor({ timeout: 20_000 });
+    // The overview's restart history (GET /v1/admin/supervision) lists the operator's restart, stop and start,
+    // and the restarted sectors count one restart each in the tree.
+    for (const kind of ["sector_restarted_by_operator", "region_stopped", "region_started"]) {
+      await page.locator(`#history tbody tr[data-kind="${kind}"]`).first().waitFor({ timeout: 20_000 });
+    }
     p.assertClean();
   } catch (e) {
     await p.shot("failure").catch(() => undefined);

@@ -233,13 +233,6 @@ async function sample(nodes: any[]): Promise<void> {
       series.bytes.push(t, Math.max(0, bytes - lastCounters.bytes) / dt);
     }
     lastCounters = { t, frames, bytes };
-    const restarts = m.get("orrery_sector_restarts_total") ?? 0;
-    const regionRestarts = m.get("orrery_region_restarts_total") ?? 0;
-    const nexus = m.get("orrery_nexus_restarts_total") ?? 0;
-    setText(
-      byId("restarts"),
-      `Supervisor restarts since the node started: ${restarts} sector, ${regionRestarts} region, ${nexus} nexus.`,
-    );
   } catch {
     /* the charts that need /metrics skip a sample */
   }
@@ -325,7 +318,7 @@ function renderTree(): void {
         else expanded.add(r.id);
         renderTree();
       });
-      const table = h("table", {}, h("thead", {}, h("tr", {}, ...["Sector", "State", "Sessions", "Ships", "Tick p99", "Overruns", "Hz", "Last snapshot", ""].map((t) => h("th", { text: t })))), h("tbody"));
+      const table = h("table", {}, h("thead", {}, h("tr", {}, ...["Sector", "State", "Sessions", "Ships", "Tick p99", "Overruns", "Restarts", "Hz", "Last snapshot", ""].map((t) => h("th", { text: t })))), h("tbody"));
       d.append(summary, h("div", { class: "scroll" }, table));
       return d;
     },
@@ -352,6 +345,7 @@ function renderTree(): void {
             h("td", { class: "ships" }),
             h("td", { class: "p99" }),
             h("td", { class: "overruns" }),
+            h("td", { class: "restarts" }),
             h("td", { class: "hz" }),
             h("td", { class: "snap" }),
             h(
@@ -371,6 +365,7 @@ function renderTree(): void {
           setText(row.querySelector(".ships")!, String(st?.ships ?? "-"));
           setText(row.querySelector(".p99")!, st?.tick_p99_ms == null ? "-" : `${st.tick_p99_ms.toFixed(2)} ms`);
           setText(row.querySelector(".overruns")!, String(st?.overruns ?? "-"));
+          setText(row.querySelector(".restarts")!, String(restartCounts.get(s.id) ?? "-"));
           setText(row.querySelector(".hz")!, String(st?.tick_hz ?? "-"));
           setText(row.querySelector(".snap")!, ago(st?.last_snapshot_at));
         },
@@ -379,21 +374,67 @@ function renderTree(): void {
   );
 }
 
-let historyAt = 0;
+/** What `GET /v1/admin/supervision` says: the tree's restart counts, its policy and the history. */
+interface SupervisionEvent {
+  at: number;
+  kind: string;
+  region: string;
+  sector: string | null;
+  reason: string;
+}
+const restartCounts = new Map<string, number>();
+
+const EVENT_LABELS: Record<string, [string, "ok" | "warn" | "bad" | ""]> = {
+  sector_restarted: ["sector crashed, restarted", "warn"],
+  sector_restarted_by_operator: ["sector restarted by an operator", ""],
+  sector_escalated: ["sector escalated to the region", "bad"],
+  region_restarted: ["region supervisor crashed, restarted", "warn"],
+  region_gave_up: ["region left stopped (kept failing)", "bad"],
+  region_stopped: ["region stopped", ""],
+  region_started: ["region started", "ok"],
+};
+
 async function loadHistory(): Promise<void> {
-  if (Date.now() - historyAt < 10_000) return;
-  historyAt = Date.now();
-  const rows: AuditEntry[] = [];
-  for (const action of ["sector.restart", "region.*"]) {
-    try {
-      const page = await call<{ entries: AuditEntry[] }>("GET", `/v1/admin/audit?limit=10&action=${encodeURIComponent(action)}`);
-      rows.push(...page.entries.filter((e) => e.action !== "region.pause" && e.action !== "region.resume" && e.action !== "region.tick_rate"));
-    } catch {
-      return;
+  let v: { policy: { max_restarts: number; restart_window_s: number }; regions: any[]; history: SupervisionEvent[] };
+  try {
+    v = await call("GET", "/v1/admin/supervision?limit=20");
+  } catch {
+    return;
+  }
+  restartCounts.clear();
+  let sectorRestarts = 0;
+  let regionRestarts = 0;
+  for (const r of v.regions) {
+    restartCounts.set(r.id, r.restarts);
+    regionRestarts += r.restarts;
+    for (const s of r.sectors) {
+      restartCounts.set(s.id, s.restarts);
+      sectorRestarts += s.restarts;
     }
   }
-  rows.sort((a, b) => b.at - a.at);
-  auditRows(byId("history").querySelector("tbody")!, rows.slice(0, 10), false);
+  setText(
+    byId("restarts"),
+    `One for one: more than ${v.policy.max_restarts} restarts within ${v.policy.restart_window_s} s escalate. ` +
+      `Restarts since the node started: ${sectorRestarts} sector, ${regionRestarts} region.`,
+  );
+  const regionName = (id: string) => regions.find((r) => r.id === id)?.name ?? shortId(id);
+  byId("history")
+    .querySelector("tbody")!
+    .replaceChildren(
+      ...v.history.map((e) => {
+        const [label, kind] = EVENT_LABELS[e.kind] ?? [e.kind, ""];
+        return h(
+          "tr",
+          { "data-kind": e.kind },
+          h("td", { text: time(e.at) }),
+          h("td", {}, badge(label, kind)),
+          h("td", { text: regionName(e.region), title: e.region }),
+          h("td", { text: e.sector ? sectorName(e.sector) : "-", title: e.sector ?? "" }),
+          h("td", { text: e.reason }),
+        );
+      }),
+    );
+  renderTree();
 }
 
 // ---- sessions and broadcast -----------------------------------------------------------------------------------
