@@ -8,7 +8,9 @@
 # test in tests/cli.rs run against a real PostgreSQL (never a mock) in both passes, each in a scratch database of its
 # own; tests/db_faults.rs starts and stops a throwaway PostgreSQL of its own (initdb and pg_ctl from the same
 # packages). This script installs PostgreSQL from Debian's packages if it is missing, starts it if it is down, and
-# fails loudly if it still cannot be reached. No test uses Redis yet, so it is not provisioned.
+# fails loudly if it still cannot be reached. No test uses Redis yet, so it is not provisioned. After the Rust tests:
+# the doctests of docs/extending.md (examples/tag), the TypeScript SDK's tests, the check that web/dist is what web/
+# builds, and the browser tests in headless Chromium (node, npm and chromium installed from Debian if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

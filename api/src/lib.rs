@@ -311,7 +311,9 @@ async fn no_such_endpoint(method: Method, uri: axum::http::Uri) -> error::ApiErr
 
 /// The HTTP routes: the route table's endpoints and the browser pages ([`assets`], not in the table).
 pub fn router<G: Game>(app: Arc<App<G>>) -> Router {
-    let routes = build::<G>(&app, |_| true).merge(assets::routes()).fallback(no_such_endpoint);
+    let routes = build::<G>(&app, |_| true)
+        .merge(assets::routes())
+        .fallback(no_such_endpoint);
     limits::apply(routes, &app).with_state(app)
 }
 
