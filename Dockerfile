@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Orrery's server image: built by scripts/docker-build.sh (see README, "Docker"). Two stages: the release binary is
 # built in the official Rust image, then copied alone into a slim Debian runtime that runs it as a non-root user with
 # its data (the embedded SQLite store and the development JWT key) on the /data volume. The web pages are embedded
