@@ -92,6 +92,7 @@ pub struct Program<A = NoFlags, C = NoCommands> {
     name: &'static str,
     version: &'static str,
     about: Option<&'static str>,
+    serve_about: Option<&'static str>,
     commands: Option<Handler<C>>,
     flags: PhantomData<fn() -> A>,
 }
@@ -112,6 +113,7 @@ impl Program {
             name,
             version,
             about: None,
+            serve_about: None,
             commands: None,
             flags: PhantomData,
         }
@@ -125,6 +127,13 @@ impl<A: Args, C: Subcommand> Program<A, C> {
         self
     }
 
+    /// The description of `serve` in `--help` (what the game serves); by default "Run the server (embedded SQLite
+    /// store by default; no setup needed)".
+    pub fn serve_about(mut self, about: &'static str) -> Self {
+        self.serve_about = Some(about);
+        self
+    }
+
     /// Adds the flags of `B` (a `#[derive(clap::Args)]` type) to `serve`; [`Program::main`] hands their values to
     /// the game's constructor.
     pub fn flags<B: Args>(self) -> Program<B, C> {
@@ -132,6 +141,7 @@ impl<A: Args, C: Subcommand> Program<A, C> {
             name: self.name,
             version: self.version,
             about: self.about,
+            serve_about: self.serve_about,
             commands: self.commands,
             flags: PhantomData,
         }
@@ -144,6 +154,7 @@ impl<A: Args, C: Subcommand> Program<A, C> {
             name: self.name,
             version: self.version,
             about: self.about,
+            serve_about: self.serve_about,
             commands: Some(Box::new(run)),
             flags: PhantomData,
         }
@@ -154,7 +165,10 @@ impl<A: Args, C: Subcommand> Program<A, C> {
         // Augmenting a command with a derived type gives it that type's doc comment as its description: the
         // descriptions are set after.
         let serve = A::augment_args(ServerArgs::augment_args(clap::Command::new("serve")))
-            .about("Run the server (embedded SQLite store by default; no setup needed)")
+            .about(
+                self.serve_about
+                    .unwrap_or("Run the server (embedded SQLite store by default; no setup needed)"),
+            )
             .long_about(None::<&str>);
         let cmd = clap::Command::new(self.name)
             .version(self.version)

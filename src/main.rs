@@ -151,6 +151,7 @@ fn galaxy(cmd: GalaxyCommand) -> anyhow::Result<ExitCode> {
 fn main() -> anyhow::Result<ExitCode> {
     orrery::Program::new("orrery", env!("CARGO_PKG_VERSION"))
         .about("Orrery: an actor-based realtime simulation server for persistent multiplayer worlds")
+        .serve_about("Run the space-trade world (a generated demo galaxy unless --galaxy names one; embedded SQLite store by default; no setup needed)")
         .flags::<GalaxyArgs>()
         .commands(space_trade_command)
         .main(GalaxyArgs::into_game)

@@ -119,6 +119,8 @@ fn every_command_explains_itself() {
     }
     let out = orrery(&["serve", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
+    // The game's own description of `serve` (`Program::serve_about`).
+    assert!(help.contains("Run the space-trade world"), "{help}");
     for flag in [
         "--bind",
         "--data-dir",
