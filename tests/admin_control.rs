@@ -121,13 +121,23 @@ async fn paused_msg(c: &mut Client) -> (Uuid, bool) {
 }
 
 fn sector_entry(list: &Value, id: Uuid) -> Value {
-    list["sectors"]
+    entry(list, "sectors", id)
+}
+
+/// The entry of region `id` in a list of regions (`/v1/admin/regions`, `/v1/admin/supervision`).
+fn region_entry(list: &Value, id: Uuid) -> Value {
+    entry(list, "regions", id)
+}
+
+/// The element of `list[key]` whose `id` is `id`.
+fn entry(list: &Value, key: &str, id: Uuid) -> Value {
+    list[key]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == json!(id))
+        .find(|e| e["id"] == json!(id))
         .cloned()
-        .unwrap_or_else(|| panic!("sector {id} listed"))
+        .unwrap_or_else(|| panic!("{key}: {id} listed"))
 }
 
 #[tokio::test]
@@ -301,13 +311,7 @@ async fn broadcasts_reach_their_scope_only_and_reads_show_who_is_where() {
     assert_eq!(node["store"]["backend"], backend);
     assert_eq!(node["store"]["writable"], true);
     let v = ok(&server, "GET", "/v1/admin/regions", None).await;
-    let ra = v["regions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == json!(a.0))
-        .unwrap()
-        .clone();
+    let ra = region_entry(&v, a.0);
     assert_eq!(ra["sessions"], 2);
     assert_eq!(ra["ships"], 2);
     assert_eq!(ra["running"], true);
@@ -423,13 +427,7 @@ async fn a_paused_sector_stops_advancing_refuses_commands_and_resumes() {
     assert_eq!(v["sectors"], a.2.len());
     assert_eq!(paused_msg(&mut p).await, (a1, true));
     let regions = ok(&server, "GET", "/v1/admin/regions", None).await;
-    let ra = regions["regions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == json!(a.0))
-        .unwrap()
-        .clone();
+    let ra = region_entry(&regions, a.0);
     assert_eq!(ra["paused"], true);
     let id = p.command(Command::Thrust { vx: 2.0, vy: 0.0 }).await;
     assert_eq!(p.error_for(id).await.0, "sector_paused");
@@ -897,12 +895,7 @@ async fn the_supervision_tree_and_its_history_show_every_restart_stop_and_start(
     ok(&server, "POST", &format!("/v1/admin/sectors/{a2}/restart"), None).await;
     ok(&server, "POST", &format!("/v1/admin/regions/{}/stop", b.0), None).await;
     let v = ok(&server, "GET", "/v1/admin/supervision", None).await;
-    let region_b = v["regions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == json!(b.0))
-        .unwrap();
+    let region_b = region_entry(&v, b.0);
     assert_eq!(region_b["running"], false, "{region_b}");
     ok(&server, "POST", &format!("/v1/admin/regions/{}/start", b.0), None).await;
     let v = ok(&server, "GET", "/v1/admin/supervision", None).await;
@@ -929,21 +922,8 @@ async fn the_supervision_tree_and_its_history_show_every_restart_stop_and_start(
         .map(|e| e["at"].as_i64().unwrap())
         .collect();
     assert!(at.windows(2).all(|w| w[0] >= w[1]), "newest first: {at:?}");
-    let region_a = v["regions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == json!(a.0))
-        .unwrap();
-    let restarts = |id: Uuid| {
-        region_a["sectors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == json!(id))
-            .unwrap()["restarts"]
-            .clone()
-    };
+    let region_a = region_entry(&v, a.0);
+    let restarts = |id: Uuid| sector_entry(&region_a, id)["restarts"].clone();
     assert_eq!((restarts(a1), restarts(a2)), (json!(1), json!(1)), "{region_a}");
     assert!(
         region_a["sectors"]
@@ -953,15 +933,7 @@ async fn the_supervision_tree_and_its_history_show_every_restart_stop_and_start(
             .all(|s| s["running"] == true),
         "{region_a}"
     );
-    assert_eq!(
-        v["regions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == json!(b.0))
-            .unwrap()["running"],
-        true
-    );
+    assert_eq!(region_entry(&v, b.0)["running"], true);
     let v = ok(&server, "GET", "/v1/admin/supervision?limit=1", None).await;
     assert_eq!(v["history"].as_array().unwrap().len(), 1);
     let (s, v) = admin(&server, "GET", "/v1/admin/supervision?limit=0", None).await;

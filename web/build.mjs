@@ -4,36 +4,33 @@
 //
 //   admin/main.ts + admin/index.html + admin/*.css  ->  dist/admin/   (served at /admin/)
 //   play/main.ts  + play/index.html  + play/*.css   ->  dist/play/    (index.html served at /, the rest at /play/)
-//   landing/index.html + landing/*.css              ->  dist/landing/ (served at / only while there is no play/)
 //
-// Pages reference their files by absolute path (/admin/main.js, /play/main.js, /landing/landing.css).
+// Pages reference their files by absolute path (/admin/main.js, /play/main.js).
 import { build } from "esbuild";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = dirname(fileURLToPath(import.meta.url));
 const dist = join(root, "dist");
 
-async function page(name, { script }) {
+async function page(name) {
   const src = join(root, name);
   const out = join(dist, name);
   mkdirSync(out, { recursive: true });
-  if (script) {
-    await build({
-      entryPoints: [join(src, "main.ts")],
-      outfile: join(out, "main.js"),
-      bundle: true,
-      format: "esm",
-      target: "es2022",
-      platform: "browser",
-      minify: true,
-      legalComments: "none",
-      sourcemap: false,
-      logLevel: "warning",
-      absWorkingDir: root,
-    });
-  }
+  await build({
+    entryPoints: [join(src, "main.ts")],
+    outfile: join(out, "main.js"),
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    platform: "browser",
+    minify: true,
+    legalComments: "none",
+    sourcemap: false,
+    logLevel: "warning",
+    absWorkingDir: root,
+  });
   const statics = readdirSync(src).filter((f) => f === "index.html" || f.endsWith(".css") || f.endsWith(".svg"));
   if (!statics.includes("index.html")) throw new Error(`${name}/index.html is missing`);
   for (const f of statics.sort()) copyFileSync(join(src, f), join(out, f));
@@ -41,9 +38,5 @@ async function page(name, { script }) {
 }
 
 rmSync(dist, { recursive: true, force: true });
-await page("admin", { script: true });
-if (existsSync(join(root, "play", "main.ts"))) {
-  await page("play", { script: true });
-} else {
-  await page("landing", { script: false });
-}
+await page("admin");
+await page("play");

@@ -2,7 +2,8 @@
 //!
 //! A caller is a [`Principal`]: an account (with the capabilities granted to it) or a service credential (the
 //! static `--admin-token`, named `token:<name>` in the audit log). Admin endpoints need [`ADMIN`] or [`OPERATOR`]
-//! ([`require_operator`]); granting capabilities needs [`ADMIN`] ([`require_admin`]).
+//! ([`admin_gate`], in front of every `/v1/admin/...` route, through [`require_operator`]); granting capabilities
+//! needs [`ADMIN`] ([`Operator::admin`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -104,11 +105,6 @@ pub async fn require_any<G: Game>(
 /// The caller of an admin control: [`ADMIN`] or [`OPERATOR`].
 pub async fn require_operator<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
     require_any(app, headers, &[ADMIN, OPERATOR]).await
-}
-
-/// The caller of a grant or revocation of capabilities: [`ADMIN`] only.
-pub async fn require_admin<G: Game>(app: &App<G>, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    require_any(app, headers, &[ADMIN]).await
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

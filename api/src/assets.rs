@@ -1,6 +1,6 @@
 //! The browser pages, embedded in the binary from `web/dist` (built by `npm run build` in `web/` and committed; see
 //! `api/build.rs`): the admin console at `/admin/`, and at `/` the player client (`web/dist/play/index.html`, its
-//! files under `/play/`) or, in a build without one, a landing page (`web/dist/landing/`).
+//! files under `/play/`).
 //!
 //! Every page answer carries a strict Content-Security-Policy (only this origin's scripts, styles, images and
 //! connections; no inline script or style, no framing), an `ETag` (SHA-256 of the file) honoured by
@@ -135,13 +135,9 @@ fn serve_under(dir: &str, file: &str, headers: &HeaderMap) -> Response {
     }
 }
 
-/// `/`: the player client, or the landing page in a build without one.
+/// `/`: the player client.
 async fn home(headers: HeaderMap) -> Response {
-    if get_asset("play/index.html").is_some() {
-        serve("play/index.html", &headers)
-    } else {
-        serve("landing/index.html", &headers)
-    }
+    serve("play/index.html", &headers)
 }
 
 async fn admin_index(headers: HeaderMap) -> Response {
@@ -156,10 +152,6 @@ async fn play_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
     serve_under("play", &file, &headers)
 }
 
-async fn landing_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
-    serve_under("landing", &file, &headers)
-}
-
 /// The admin console's routes (also served on the reserve connections past the connection cap, like the admin API).
 pub fn admin_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
@@ -168,12 +160,11 @@ pub fn admin_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/admin/{*file}", get(admin_file))
 }
 
-/// Every page route: the admin console, `/` and the player client's (or landing page's) files.
+/// Every page route: the admin console, `/` and the player client's files.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     admin_routes()
         .route("/", get(home))
         .route("/play/{*file}", get(play_file))
-        .route("/landing/{*file}", get(landing_file))
 }
 
 #[cfg(test)]
@@ -189,15 +180,11 @@ mod tests {
     }
 
     #[test]
-    fn the_admin_console_is_embedded() {
+    fn the_admin_console_and_the_player_client_are_embedded() {
         let paths = paths();
-        for needed in ["admin/index.html", "admin/main.js"] {
+        for needed in ["admin/index.html", "admin/main.js", "play/index.html", "play/main.js"] {
             assert!(paths.contains(&needed), "{needed} not embedded; embedded: {paths:?}");
         }
-        assert!(
-            paths.contains(&"play/index.html") || paths.contains(&"landing/index.html"),
-            "neither a player client nor the landing page is embedded: {paths:?}"
-        );
     }
 
     #[test]
